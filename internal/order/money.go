@@ -1,0 +1,160 @@
+package order
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+
+	"golang.org/x/text/currency"
+)
+
+// Currency is an ISO 4217 currency with the number of digits of its minor unit.
+type Currency struct {
+	Code   string
+	Digits int
+}
+
+// ErrUnknownCurrency is returned for a code that is not an ISO 4217 currency.
+var ErrUnknownCurrency = errors.New("unknown currency")
+
+// LookupCurrency returns the currency for an ISO 4217 code such as "INR".
+func LookupCurrency(code string) (Currency, error) {
+	if len(code) != 3 || strings.ToUpper(code) != code {
+		return Currency{}, fmt.Errorf("%w %q: want a 3-letter upper-case ISO 4217 code", ErrUnknownCurrency, code)
+	}
+	u, err := currency.ParseISO(code)
+	if err != nil || code == "XXX" || code == "XTS" {
+		return Currency{}, fmt.Errorf("%w %q", ErrUnknownCurrency, code)
+	}
+	digits, _ := currency.Standard.Rounding(u)
+	return Currency{Code: code, Digits: digits}, nil
+}
+
+// scale returns 10^Digits.
+func (c Currency) scale() int64 {
+	s := int64(1)
+	for range c.Digits {
+		s *= 10
+	}
+	return s
+}
+
+// Format renders minor units as a decimal with exactly the currency's digits: 15000 → "150.00".
+func (c Currency) Format(minor int64) string {
+	if c.Digits == 0 {
+		return fmt.Sprintf("%d", minor)
+	}
+	sign := ""
+	u := uint64(minor)
+	if minor < 0 {
+		sign = "-"
+		u = uint64(-minor)
+	}
+	s := uint64(c.scale())
+	return fmt.Sprintf("%s%d.%0*d", sign, u/s, c.Digits, u%s)
+}
+
+// ErrPrecision is returned when an amount has more decimals than its currency allows.
+var ErrPrecision = errors.New("more decimals than the currency allows")
+
+// ParseAmount converts a decimal number text (as found in JSON) to exact minor
+// units. Trailing zeros beyond the currency's digits are accepted ("150.000"
+// INR); any other extra digit is ErrPrecision. Floats never take part.
+func (c Currency) ParseAmount(text string) (int64, error) {
+	r, ok := new(big.Rat).SetString(text)
+	if !ok || strings.ContainsAny(text, "/") {
+		return 0, fmt.Errorf("invalid number %q", text)
+	}
+	r.Mul(r, new(big.Rat).SetInt64(c.scale()))
+	if !r.IsInt() {
+		return 0, fmt.Errorf("%s: %w (%s has %d)", text, ErrPrecision, c.Code, c.Digits)
+	}
+	n := r.Num()
+	if !n.IsInt64() || n.Int64() > math.MaxInt64/1000 || n.Int64() < -math.MaxInt64/1000 {
+		return 0, fmt.Errorf("amount %s out of range", text)
+	}
+	return n.Int64(), nil
+}
+
+// FromMajor converts an amount in major units (a threshold or fee from the
+// configuration) to this currency's minor units, rounding half away from zero.
+func (c Currency) FromMajor(major Decimal) int64 {
+	return roundHalfAway(new(big.Rat).Mul(major.rat(), new(big.Rat).SetInt64(c.scale())))
+}
+
+// Decimal is an exact decimal number such as a rate (0.10) or a threshold (100).
+type Decimal struct{ r *big.Rat }
+
+// ParseDecimal parses a plain decimal text such as "0.10" or "5.99".
+func ParseDecimal(text string) (Decimal, error) {
+	r, ok := new(big.Rat).SetString(strings.TrimSpace(text))
+	if !ok || strings.ContainsAny(text, "/") {
+		return Decimal{}, fmt.Errorf("invalid decimal %q", text)
+	}
+	return Decimal{r: r}, nil
+}
+
+// MustDecimal is ParseDecimal for constants known to be valid.
+func MustDecimal(text string) Decimal {
+	d, err := ParseDecimal(text)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func (d Decimal) rat() *big.Rat {
+	if d.r == nil {
+		return new(big.Rat)
+	}
+	return d.r
+}
+
+// Sign returns -1, 0 or +1.
+func (d Decimal) Sign() int { return d.rat().Sign() }
+
+// Cmp compares d and e.
+func (d Decimal) Cmp(e Decimal) int { return d.rat().Cmp(e.rat()) }
+
+// String renders the decimal in its shortest exact form.
+func (d Decimal) String() string {
+	r := d.rat()
+	if r.IsInt() {
+		return r.Num().String()
+	}
+	s := r.FloatString(12)
+	s = strings.TrimRight(s, "0")
+	return strings.TrimSuffix(s, ".")
+}
+
+// ApplyRate returns minor × rate rounded half away from zero at the minor unit.
+func ApplyRate(minor int64, rate Decimal) int64 {
+	return roundHalfAway(new(big.Rat).Mul(new(big.Rat).SetInt64(minor), rate.rat()))
+}
+
+func roundHalfAway(r *big.Rat) int64 {
+	num := new(big.Int).Abs(r.Num())
+	q, rem := new(big.Int).QuoRem(num, r.Denom(), new(big.Int))
+	if rem.Lsh(rem, 1).Cmp(r.Denom()) >= 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	if r.Sign() < 0 {
+		q.Neg(q)
+	}
+	return q.Int64()
+}
+
+// Money is an amount in minor units together with its currency; it marshals to
+// a JSON number with exactly the currency's digits (150.00, never 150.0000001).
+type Money struct {
+	Minor    int64
+	Currency Currency
+}
+
+// String renders the amount with its currency code: "135.00 INR".
+func (m Money) String() string { return m.Currency.Format(m.Minor) + " " + m.Currency.Code }
+
+// MarshalJSON writes the amount as a JSON number with the currency's digits.
+func (m Money) MarshalJSON() ([]byte, error) { return []byte(m.Currency.Format(m.Minor)), nil }

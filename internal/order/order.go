@@ -1,0 +1,163 @@
+// Package order is the domain: orders, their items, money and the status
+// machine, plus the transaction port the use cases run against. It does no I/O
+// and imports nothing of ours but the error classes.
+package order
+
+import (
+	"context"
+	"time"
+)
+
+// Status is where an order is in its life.
+type Status string
+
+// The statuses an order moves through.
+const (
+	StatusNew        Status = "new"
+	StatusPending    Status = "pending"
+	StatusProcessing Status = "processing"
+	StatusShipped    Status = "shipped"
+	StatusDelivered  Status = "delivered"
+	StatusCancelled  Status = "cancelled"
+)
+
+// Statuses lists every status, in life order.
+var Statuses = []Status{StatusNew, StatusPending, StatusProcessing, StatusShipped, StatusDelivered, StatusCancelled}
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	for _, k := range Statuses {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// transitions is the one place that says which status may follow which.
+var transitions = map[Status][]Status{
+	StatusNew:        {StatusProcessing, StatusCancelled},
+	StatusPending:    {StatusProcessing, StatusCancelled},
+	StatusProcessing: {StatusShipped, StatusCancelled},
+	StatusShipped:    {StatusDelivered},
+}
+
+// CanMove reports whether an order in status from may move to status to.
+func CanMove(from, to Status) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// ShippingMethod is how an order travels.
+type ShippingMethod string
+
+// The shipping methods.
+const (
+	ShippingStandard ShippingMethod = "standard"
+	ShippingExpress  ShippingMethod = "express"
+)
+
+// Item is one line of an order. Amounts are in the order's minor units.
+type Item struct {
+	ProductID  string
+	Quantity   int64
+	UnitPrice  int64
+	TotalPrice int64
+}
+
+// Order is a customer's order. Amounts are minor units of Currency; the
+// pointers are nil until the step that computes them has run.
+type Order struct {
+	ID                 string
+	CustomerID         string
+	CustomerName       string
+	Status             Status
+	Currency           Currency
+	TotalAmount        int64
+	Items              []Item
+	ShippingRegion     string
+	ShippingMethod     ShippingMethod
+	ShippingCost       *int64
+	Discount           *int64
+	FinalTotal         *int64
+	RefundAmount       *int64
+	CancellationReason string
+	TrackingNumber     string
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// Money returns minor units of the order's currency as Money.
+func (o *Order) Money(minor int64) Money { return Money{Minor: minor, Currency: o.Currency} }
+
+// MoveTo changes the order's status if the status machine allows it, and
+// returns a *RuleError of kind ReasonInvalidTransition (or ReasonNotCancellable)
+// otherwise.
+func (o *Order) MoveTo(to Status, now time.Time) error {
+	if !CanMove(o.Status, to) {
+		reason := ReasonInvalidTransition
+		if to == StatusCancelled {
+			reason = ReasonNotCancellable
+		}
+		return &RuleError{Reason: reason, Detail: "order " + o.ID + " is " + string(o.Status) + ", cannot become " + string(to)}
+	}
+	o.Status = to
+	o.UpdatedAt = now
+	return nil
+}
+
+// SameContent reports whether two orders were created from the same data:
+// the fields an OrderCreated event carries, ignoring everything computed later.
+func SameContent(a, b *Order) bool {
+	if a.ID != b.ID || a.CustomerID != b.CustomerID || a.CustomerName != b.CustomerName ||
+		a.Currency != b.Currency || a.TotalAmount != b.TotalAmount ||
+		a.ShippingRegion != b.ShippingRegion || a.ShippingMethod != b.ShippingMethod ||
+		!a.CreatedAt.Equal(b.CreatedAt) || len(a.Items) != len(b.Items) {
+		return false
+	}
+	for i := range a.Items {
+		if a.Items[i] != b.Items[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Stock is the inventory of one product.
+type Stock struct {
+	ProductID string
+	Available int64
+	Reserved  int64
+}
+
+// Tx is one database transaction as the use cases see it. Every use case runs
+// inside exactly one; the store commits it only if the use case returns nil.
+type Tx interface {
+	// Order loads an order and locks it until the transaction ends; a missing
+	// order is ErrNotFound.
+	Order(ctx context.Context, id string) (*Order, error)
+	// CreateOrder inserts a new order with its items.
+	CreateOrder(ctx context.Context, o *Order) error
+	// UpdateOrder saves an order's status and computed fields.
+	UpdateOrder(ctx context.Context, o *Order) error
+	// Stock loads a product's stock record; ok is false when it has none.
+	Stock(ctx context.Context, productID string) (s Stock, ok bool, err error)
+	// Reserve moves qty from available to reserved; it reports false, and
+	// changes nothing, when fewer than qty are available.
+	Reserve(ctx context.Context, productID string, qty int64) (bool, error)
+	// Release moves qty from reserved back to available.
+	Release(ctx context.Context, productID string, qty int64) error
+	// MarkProcessed records an event id in the inbox; it reports false when the
+	// id was already there (the event's effect is already committed).
+	MarkProcessed(ctx context.Context, eventID, eventName string) (bool, error)
+}
+
+// Transactor runs a function inside one transaction, committing when it
+// returns nil and rolling back otherwise.
+type Transactor interface {
+	InTx(ctx context.Context, fn func(tx Tx) error) error
+}
