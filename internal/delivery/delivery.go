@@ -1,0 +1,51 @@
+// Package delivery carries what is known about the message being handled
+// (correlation id, event id and name, order id, attempt) through a context, so
+// that the consumer, the event processors and the logs all describe a message
+// the same way without importing each other.
+package delivery
+
+import (
+	"context"
+	"log/slog"
+)
+
+// Meta describes one message in flight. The consumer creates it; the event
+// decoder fills in what it learns (event id, name, order id).
+type Meta struct {
+	CorrelationID string
+	EventID       string
+	EventName     string
+	OrderID       string
+	Attempt       int
+}
+
+type metaKey struct{}
+
+// WithMeta returns a context carrying m.
+func WithMeta(ctx context.Context, m *Meta) context.Context {
+	return context.WithValue(ctx, metaKey{}, m)
+}
+
+// MetaFrom returns the message's Meta, or a throwaway one when ctx has none,
+// so callers can always write to it.
+func MetaFrom(ctx context.Context) *Meta {
+	if m, ok := ctx.Value(metaKey{}).(*Meta); ok {
+		return m
+	}
+	return &Meta{}
+}
+
+// HasMeta reports whether ctx carries a Meta.
+func HasMeta(ctx context.Context) bool {
+	_, ok := ctx.Value(metaKey{}).(*Meta)
+	return ok
+}
+
+// LogAttrs returns the attributes every log record about the message carries.
+func (m *Meta) LogAttrs() []slog.Attr {
+	return []slog.Attr{
+		slog.String("correlation_id", m.CorrelationID),
+		slog.String("event_id", m.EventID),
+		slog.String("order_id", m.OrderID),
+	}
+}
