@@ -50,7 +50,9 @@ func (e *RuleError) FaultReason() string { return e.Reason }
 func Reject(reason, detail string) error { return &RuleError{Reason: reason, Detail: detail} }
 
 // NotFound builds a not-found error naming what is missing.
-func NotFound(what string) error { return &RuleError{Reason: ReasonNotFound, Detail: what + " not found"} }
+func NotFound(what string) error {
+	return &RuleError{Reason: ReasonNotFound, Detail: what + " not found"}
+}
 
 // ReasonOf returns the rule reason of err, or "" when err is not a rule error.
 func ReasonOf(err error) string {

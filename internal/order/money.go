@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"strconv"
 	"strings"
 
 	"golang.org/x/text/currency"
@@ -63,8 +64,8 @@ var ErrPrecision = errors.New("more decimals than the currency allows")
 // units. Trailing zeros beyond the currency's digits are accepted ("150.000"
 // INR); any other extra digit is ErrPrecision. Floats never take part.
 func (c Currency) ParseAmount(text string) (int64, error) {
-	r, ok := new(big.Rat).SetString(text)
-	if !ok || strings.ContainsAny(text, "/") {
+	r, ok := parseRat(text)
+	if !ok {
 		return 0, fmt.Errorf("invalid number %q", text)
 	}
 	r.Mul(r, new(big.Rat).SetInt64(c.scale()))
@@ -84,13 +85,29 @@ func (c Currency) FromMajor(major Decimal) int64 {
 	return roundHalfAway(new(big.Rat).Mul(major.rat(), new(big.Rat).SetInt64(c.scale())))
 }
 
+// parseRat parses a decimal number text exactly. It refuses fractions ("1/3"),
+// over-long texts and exponents beyond ±64, so that hostile input such as
+// 1e999999999 cannot make big.Rat allocate without bound.
+func parseRat(text string) (*big.Rat, bool) {
+	if text == "" || len(text) > 128 || strings.ContainsAny(text, "/_xXpP") {
+		return nil, false
+	}
+	if i := strings.IndexAny(text, "eE"); i >= 0 {
+		exp, err := strconv.Atoi(text[i+1:])
+		if err != nil || exp > 64 || exp < -64 {
+			return nil, false
+		}
+	}
+	return new(big.Rat).SetString(text)
+}
+
 // Decimal is an exact decimal number such as a rate (0.10) or a threshold (100).
 type Decimal struct{ r *big.Rat }
 
 // ParseDecimal parses a plain decimal text such as "0.10" or "5.99".
 func ParseDecimal(text string) (Decimal, error) {
-	r, ok := new(big.Rat).SetString(strings.TrimSpace(text))
-	if !ok || strings.ContainsAny(text, "/") {
+	r, ok := parseRat(strings.TrimSpace(text))
+	if !ok {
 		return Decimal{}, fmt.Errorf("invalid decimal %q", text)
 	}
 	return Decimal{r: r}, nil

@@ -67,6 +67,9 @@ type Item struct {
 	Quantity   int64
 	UnitPrice  int64
 	TotalPrice int64
+	// Reserved is true once stock was reserved for this line, so that a
+	// cancellation releases exactly what processing took.
+	Reserved bool
 }
 
 // Order is a customer's order. Amounts are minor units of Currency; the
@@ -120,7 +123,8 @@ func SameContent(a, b *Order) bool {
 		return false
 	}
 	for i := range a.Items {
-		if a.Items[i] != b.Items[i] {
+		x, y := a.Items[i], b.Items[i]
+		if x.ProductID != y.ProductID || x.Quantity != y.Quantity || x.UnitPrice != y.UnitPrice || x.TotalPrice != y.TotalPrice {
 			return false
 		}
 	}

@@ -1,0 +1,290 @@
+// Package create is the use case that records a new order from the data of an
+// OrderCreated event or a POST /orders body: it checks the data (§2), turns
+// amounts into exact minor units and stores the order unless an identical one
+// exists.
+package create
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/orderd/orderd/internal/order"
+)
+
+// Limits on the data of one order (§2).
+const (
+	MaxStringBytes = 1024
+	MaxItems       = 1000
+)
+
+// Data is the OrderCreated payload exactly as the seed's event schema spells it.
+// Numbers stay raw so that amounts are parsed as exact decimals, never floats.
+type Data struct {
+	OrderID        string          `json:"orderId"`
+	CustomerID     string          `json:"customerId"`
+	CustomerName   string          `json:"customerName,omitempty"`
+	TotalAmount    json.RawMessage `json:"totalAmount"`
+	Currency       string          `json:"currency"`
+	Status         string          `json:"status,omitempty"`
+	Items          []ItemData      `json:"items"`
+	CreatedAt      string          `json:"createdAt,omitempty"`
+	ShippingRegion string          `json:"shippingRegion,omitempty"`
+	ShippingMethod string          `json:"shippingMethod,omitempty"`
+}
+
+// ItemData is one line of Data.
+type ItemData struct {
+	ProductID  string          `json:"productId"`
+	Quantity   json.RawMessage `json:"quantity"`
+	UnitPrice  json.RawMessage `json:"unitPrice"`
+	TotalPrice json.RawMessage `json:"totalPrice"`
+}
+
+// Input is a checked order ready to store. CreatedAtGiven is false when the
+// data had no createdAt and the clock supplied it; then a re-send is compared
+// without it.
+type Input struct {
+	Order          *order.Order
+	CreatedAtGiven bool
+}
+
+// invalid builds the permanent error for data that breaks a §2 check.
+func invalid(format string, args ...any) error {
+	return order.Reject(order.ReasonInvalid, fmt.Sprintf(format, args...))
+}
+
+// Decode parses raw OrderCreated data (JSON) and checks it; see Parse.
+func Decode(raw []byte, now time.Time) (Input, error) {
+	if !utf8.Valid(raw) {
+		return Input{}, invalid("data is not valid UTF-8")
+	}
+	var d Data
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&d); err != nil {
+		return Input{}, invalid("data: %v", describeJSONError(err))
+	}
+	return d.Parse(now)
+}
+
+// Parse checks the data against §2 and builds the order. Every violation is
+// an *order.RuleError with reason "invalid" and a message naming the field.
+func (d *Data) Parse(now time.Time) (Input, error) {
+	if err := requireString("orderId", d.OrderID); err != nil {
+		return Input{}, err
+	}
+	if err := requireString("customerId", d.CustomerID); err != nil {
+		return Input{}, err
+	}
+	for _, f := range []struct{ name, v string }{{"customerName", d.CustomerName}, {"shippingRegion", d.ShippingRegion}} {
+		if err := checkString(f.name, f.v); err != nil {
+			return Input{}, err
+		}
+	}
+	cur, err := order.LookupCurrency(d.Currency)
+	if err != nil {
+		return Input{}, invalid("currency: %v", err)
+	}
+	total, err := amount("totalAmount", d.TotalAmount, cur)
+	if err != nil {
+		return Input{}, err
+	}
+	status, err := parseStatus(d.Status)
+	if err != nil {
+		return Input{}, err
+	}
+	method := order.ShippingStandard
+	switch strings.ToLower(d.ShippingMethod) {
+	case "", "standard":
+	case "express":
+		method = order.ShippingExpress
+	default:
+		return Input{}, invalid("shippingMethod %q: want standard or express", d.ShippingMethod)
+	}
+	if len(d.Items) == 0 {
+		return Input{}, invalid("items: an order needs at least one item")
+	}
+	if len(d.Items) > MaxItems {
+		return Input{}, invalid("items: %d items, at most %d allowed", len(d.Items), MaxItems)
+	}
+	items := make([]order.Item, len(d.Items))
+	var sum int64
+	for i, it := range d.Items {
+		field := fmt.Sprintf("items[%d]", i)
+		if err := requireString(field+".productId", it.ProductID); err != nil {
+			return Input{}, err
+		}
+		qty, err := quantity(field+".quantity", it.Quantity)
+		if err != nil {
+			return Input{}, err
+		}
+		unit, err := amount(field+".unitPrice", it.UnitPrice, cur)
+		if err != nil {
+			return Input{}, err
+		}
+		if unit < 0 {
+			return Input{}, invalid("%s.unitPrice must not be negative", field)
+		}
+		line, err := amount(field+".totalPrice", it.TotalPrice, cur)
+		if err != nil {
+			return Input{}, err
+		}
+		if line != qty*unit {
+			return Input{}, invalid("%s.totalPrice %s != quantity %d × unitPrice %s", field, cur.Format(line), qty, cur.Format(unit))
+		}
+		sum += line
+		items[i] = order.Item{ProductID: it.ProductID, Quantity: qty, UnitPrice: unit, TotalPrice: line}
+	}
+	if sum != total {
+		return Input{}, invalid("totalAmount %s != sum of item totals %s", cur.Format(total), cur.Format(sum))
+	}
+	in := Input{CreatedAtGiven: d.CreatedAt != ""}
+	created := now.UTC()
+	if in.CreatedAtGiven {
+		t, err := time.Parse(time.RFC3339Nano, d.CreatedAt)
+		if err != nil {
+			return Input{}, invalid("createdAt %q: want an RFC 3339 time", d.CreatedAt)
+		}
+		created = t.UTC()
+	}
+	in.Order = &order.Order{
+		ID:             d.OrderID,
+		CustomerID:     d.CustomerID,
+		CustomerName:   d.CustomerName,
+		Status:         status,
+		Currency:       cur,
+		TotalAmount:    total,
+		Items:          items,
+		ShippingRegion: d.ShippingRegion,
+		ShippingMethod: method,
+		CreatedAt:      created,
+		UpdatedAt:      created,
+	}
+	return in, nil
+}
+
+func parseStatus(s string) (order.Status, error) {
+	switch strings.ToUpper(s) {
+	case "", "CREATED", "NEW":
+		return order.StatusNew, nil
+	case "PENDING":
+		return order.StatusPending, nil
+	}
+	return "", invalid("status %q: want CREATED, NEW or PENDING", s)
+}
+
+func requireString(field, v string) error {
+	if strings.TrimSpace(v) == "" {
+		return invalid("%s is required", field)
+	}
+	return checkString(field, v)
+}
+
+func checkString(field, v string) error {
+	if len(v) > MaxStringBytes {
+		return invalid("%s is %d bytes, at most %d allowed", field, len(v), MaxStringBytes)
+	}
+	return nil
+}
+
+// number returns the raw JSON number text, refusing strings, null and the rest.
+func number(field string, raw json.RawMessage) (string, error) {
+	s := string(bytes.TrimSpace(raw))
+	if s == "" || s == "null" {
+		return "", invalid("%s is required", field)
+	}
+	if c := s[0]; c != '-' && (c < '0' || c > '9') {
+		return "", invalid("%s must be a number, got %s", field, truncate(s))
+	}
+	return s, nil
+}
+
+func amount(field string, raw json.RawMessage, cur order.Currency) (int64, error) {
+	s, err := number(field, raw)
+	if err != nil {
+		return 0, err
+	}
+	v, err := cur.ParseAmount(s)
+	if err != nil {
+		return 0, invalid("%s: %v", field, err)
+	}
+	return v, nil
+}
+
+func quantity(field string, raw json.RawMessage) (int64, error) {
+	s, err := number(field, raw)
+	if err != nil {
+		return 0, err
+	}
+	// A quantity is an amount with no decimals: reuse the exact parser.
+	q, err := order.Currency{Code: "qty"}.ParseAmount(s)
+	if err != nil || q <= 0 || q > 1_000_000_000 {
+		return 0, invalid("%s must be a positive integer, got %s", field, truncate(s))
+	}
+	return q, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// describeJSONError turns encoding/json's errors into messages that name the
+// field, without echoing large inputs.
+func describeJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			field = "value"
+		}
+		return fmt.Sprintf("%s must be %s, got %s", field, te.Type.String(), te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("malformed JSON at byte %d: %v", se.Offset, se)
+	}
+	return err.Error()
+}
+
+// Output says what happened to the order.
+type Output struct {
+	Order   *order.Order
+	Created bool // false when an identical order already existed
+}
+
+// Store is what creating needs from the transaction.
+type Store interface {
+	Order(ctx context.Context, id string) (*order.Order, error)
+	CreateOrder(ctx context.Context, o *order.Order) error
+}
+
+// Run stores in.Order unless an order with the same id exists: the same
+// content again is fine (Created false), different content is a conflict.
+func Run(ctx context.Context, tx Store, in Input) (Output, error) {
+	existing, err := tx.Order(ctx, in.Order.ID)
+	switch {
+	case errors.Is(err, order.ErrNotFound):
+		if err := tx.CreateOrder(ctx, in.Order); err != nil {
+			return Output{}, err
+		}
+		return Output{Order: in.Order, Created: true}, nil
+	case err != nil:
+		return Output{}, err
+	}
+	probe := *in.Order
+	if !in.CreatedAtGiven {
+		probe.CreatedAt = existing.CreatedAt
+	}
+	if !order.SameContent(existing, &probe) {
+		return Output{}, order.Reject(order.ReasonConflict, "order "+in.Order.ID+" exists with different content")
+	}
+	return Output{Order: existing, Created: false}, nil
+}

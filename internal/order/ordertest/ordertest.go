@@ -1,0 +1,173 @@
+// Package ordertest provides in-memory adapters for unit tests of the use
+// cases: a Store implementing order.Tx and order.Transactor, and a Notifier
+// that records what it was asked to send. Adapters are tested against the
+// real databases elsewhere; these exist so the rules can be tested alone.
+package ordertest
+
+import (
+	"context"
+	"sync"
+
+	"github.com/orderd/orderd/internal/order"
+)
+
+// Store is an in-memory order.Transactor. InTx works on a copy of the state
+// and keeps it only when the function succeeds, so rollbacks are real.
+type Store struct {
+	mu     sync.Mutex
+	orders map[string]*order.Order
+	stock  map[string]order.Stock
+	events map[string]bool
+}
+
+// NewStore returns an empty Store.
+func NewStore() *Store {
+	return &Store{orders: map[string]*order.Order{}, stock: map[string]order.Stock{}, events: map[string]bool{}}
+}
+
+// InTx runs fn against a snapshot and commits it when fn returns nil.
+func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx := &tx{orders: map[string]*order.Order{}, stock: map[string]order.Stock{}, events: map[string]bool{}}
+	for k, v := range s.orders {
+		tx.orders[k] = clone(v)
+	}
+	for k, v := range s.stock {
+		tx.stock[k] = v
+	}
+	for k, v := range s.events {
+		tx.events[k] = v
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	s.orders, s.stock, s.events = tx.orders, tx.stock, tx.events
+	return nil
+}
+
+// Put stores an order directly (test setup).
+func (s *Store) Put(o *order.Order) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.orders[o.ID] = clone(o)
+}
+
+// Get returns a copy of an order, or nil.
+func (s *Store) Get(id string) *order.Order {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if o, ok := s.orders[id]; ok {
+		return clone(o)
+	}
+	return nil
+}
+
+// SetStock sets a product's available stock (test setup).
+func (s *Store) SetStock(productID string, available int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stock[productID]
+	st.ProductID, st.Available = productID, available
+	s.stock[productID] = st
+}
+
+// Stock returns a product's stock record.
+func (s *Store) Stock(productID string) (order.Stock, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.stock[productID]
+	return st, ok
+}
+
+func clone(o *order.Order) *order.Order {
+	c := *o
+	c.Items = append([]order.Item(nil), o.Items...)
+	for _, p := range []**int64{&c.ShippingCost, &c.Discount, &c.FinalTotal, &c.RefundAmount} {
+		if *p != nil {
+			v := **p
+			*p = &v
+		}
+	}
+	return &c
+}
+
+type tx struct {
+	orders map[string]*order.Order
+	stock  map[string]order.Stock
+	events map[string]bool
+}
+
+func (t *tx) Order(_ context.Context, id string) (*order.Order, error) {
+	o, ok := t.orders[id]
+	if !ok {
+		return nil, order.NotFound("order " + id)
+	}
+	return clone(o), nil
+}
+
+func (t *tx) CreateOrder(_ context.Context, o *order.Order) error {
+	if _, ok := t.orders[o.ID]; ok {
+		return order.Reject(order.ReasonConflict, "order "+o.ID+" exists")
+	}
+	t.orders[o.ID] = clone(o)
+	return nil
+}
+
+func (t *tx) UpdateOrder(_ context.Context, o *order.Order) error {
+	if _, ok := t.orders[o.ID]; !ok {
+		return order.NotFound("order " + o.ID)
+	}
+	t.orders[o.ID] = clone(o)
+	return nil
+}
+
+func (t *tx) Stock(_ context.Context, productID string) (order.Stock, bool, error) {
+	s, ok := t.stock[productID]
+	return s, ok, nil
+}
+
+func (t *tx) Reserve(_ context.Context, productID string, qty int64) (bool, error) {
+	s, ok := t.stock[productID]
+	if !ok || s.Available < qty {
+		return false, nil
+	}
+	s.Available -= qty
+	s.Reserved += qty
+	t.stock[productID] = s
+	return true, nil
+}
+
+func (t *tx) Release(_ context.Context, productID string, qty int64) error {
+	s := t.stock[productID]
+	s.Available += qty
+	s.Reserved -= qty
+	t.stock[productID] = s
+	return nil
+}
+
+func (t *tx) MarkProcessed(_ context.Context, eventID, _ string) (bool, error) {
+	if t.events[eventID] {
+		return false, nil
+	}
+	t.events[eventID] = true
+	return true, nil
+}
+
+// Notifier records notifications; Err, when set, is returned instead.
+type Notifier struct {
+	mu   sync.Mutex
+	Sent []order.Notification
+	Err  error
+}
+
+// Notify records n.
+func (n *Notifier) Notify(_ context.Context, msg order.Notification) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.Err != nil {
+		return n.Err
+	}
+	n.Sent = append(n.Sent, msg)
+	return nil
+}
