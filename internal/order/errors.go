@@ -18,7 +18,7 @@ const (
 	ReasonNotCancellable    = "not_cancellable"
 	ReasonInvalidTransition = "invalid_transition"
 	ReasonConflict          = "conflict"
-	ReasonInvalid           = "invalid"
+	ReasonInvalid           = "invalid_data"
 )
 
 // ErrNotFound is returned when an order or stock record does not exist.

@@ -1,0 +1,94 @@
+// Package events turns Kafka record values into order effects: it decodes and
+// checks the envelope (§2), finds the processor registered for the event's
+// name and applies its effect in one transaction together with the event id
+// in the processed-events inbox, so a redelivered event has no second effect.
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/orderd/orderd/internal/fault"
+)
+
+// Limits on a record (§2).
+const (
+	MaxRecordBytes = 1 << 20
+	MaxIDBytes     = 200
+)
+
+// Reason codes of permanent decoding errors; they become the DLQ's error_kind.
+const (
+	ReasonTooLarge        = "record_too_large"
+	ReasonInvalidUTF8     = "invalid_utf8"
+	ReasonMalformedJSON   = "malformed_json"
+	ReasonInvalidEnvelope = "invalid_envelope"
+	ReasonUnknownEvent    = "unknown_event"
+)
+
+// Envelope is the seed's event: {"id": "<uuid>", "name": "<EventName>", "data": {...}}.
+type Envelope struct {
+	ID   string          `json:"id"`
+	Name string          `json:"name"`
+	Data json.RawMessage `json:"data"`
+}
+
+// Decode checks a record value and returns its envelope. Every failure is a
+// permanent error whose reason says which check failed.
+func Decode(value []byte) (Envelope, error) {
+	if len(value) > MaxRecordBytes {
+		return Envelope{}, fault.Permanentf(ReasonTooLarge, "record is %d bytes, at most %d allowed", len(value), MaxRecordBytes)
+	}
+	if !utf8.Valid(value) {
+		return Envelope{}, fault.Permanentf(ReasonInvalidUTF8, "record value is not valid UTF-8")
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(value, &raw); err != nil {
+		if len(bytes.TrimSpace(value)) > 0 && json.Valid(value) {
+			return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope must be a JSON object")
+		}
+		return Envelope{}, fault.AsPermanent(ReasonMalformedJSON, fmt.Errorf("malformed JSON: %w", err))
+	}
+	var ev Envelope
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"id", &ev.ID}, {"name", &ev.Name}} {
+		v, ok := raw[f.name]
+		if !ok {
+			return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field %q is required", f.name)
+		}
+		if err := json.Unmarshal(v, f.dst); err != nil {
+			return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field %q must be a string", f.name)
+		}
+		if *f.dst == "" {
+			return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field %q must not be empty", f.name)
+		}
+	}
+	if len(ev.ID) > MaxIDBytes {
+		return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope id is %d bytes, at most %d allowed", len(ev.ID), MaxIDBytes)
+	}
+	data, ok := raw["data"]
+	if !ok {
+		return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field \"data\" is required")
+	}
+	if d := bytes.TrimSpace(data); len(d) == 0 || d[0] != '{' {
+		return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field \"data\" must be an object")
+	}
+	ev.Data = data
+	return ev, nil
+}
+
+// orderRef is the part of every order event's data that names the order.
+type orderRef struct {
+	OrderID string `json:"orderId"`
+}
+
+// OrderID returns data.orderId when present, for logs and DLQ headers.
+func (e Envelope) OrderID() string {
+	var r orderRef
+	_ = json.Unmarshal(e.Data, &r)
+	return r.OrderID
+}

@@ -1,0 +1,75 @@
+package events_test
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orderd/orderd/internal/events"
+	"github.com/orderd/orderd/internal/fault"
+	"github.com/orderd/orderd/internal/order/create"
+)
+
+func TestDecodeRejects(t *testing.T) {
+	tests := []struct {
+		name, value, reason string
+	}{
+		{"not JSON", `{"id": "1", "name": `, events.ReasonMalformedJSON},
+		{"empty", ``, events.ReasonMalformedJSON},
+		{"not UTF-8", "{\"id\":\"\xff\xfe\",\"name\":\"OrderCreated\",\"data\":{}}", events.ReasonInvalidUTF8},
+		{"array", `[1,2]`, events.ReasonInvalidEnvelope},
+		{"no id", `{"name":"OrderCreated","data":{}}`, events.ReasonInvalidEnvelope},
+		{"empty id", `{"id":"","name":"OrderCreated","data":{}}`, events.ReasonInvalidEnvelope},
+		{"numeric id", `{"id":7,"name":"OrderCreated","data":{}}`, events.ReasonInvalidEnvelope},
+		{"long id", `{"id":"` + strings.Repeat("x", 201) + `","name":"OrderCreated","data":{}}`, events.ReasonInvalidEnvelope},
+		{"no name", `{"id":"1","data":{}}`, events.ReasonInvalidEnvelope},
+		{"no data", `{"id":"1","name":"OrderCreated"}`, events.ReasonInvalidEnvelope},
+		{"data not object", `{"id":"1","name":"OrderCreated","data":[1]}`, events.ReasonInvalidEnvelope},
+		{"over 1 MiB", `{"id":"1","name":"x","data":{"pad":"` + strings.Repeat("a", 1<<20) + `"}}`, events.ReasonTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := events.Decode([]byte(tt.value))
+			kind, reason := fault.Of(err)
+			if kind != fault.Permanent || reason != tt.reason {
+				t.Fatalf("Decode = %v (%v %q), want permanent %q", err, kind, reason, tt.reason)
+			}
+		})
+	}
+}
+
+func TestDecodeSeedSample(t *testing.T) {
+	const seed = `{"id":"550e8400-e29b-41d4-a716-446655440000","name":"OrderCreated","data":{"orderId":"12345","customerId":"cust-789","totalAmount":150.0,"currency":"INR","status":"CREATED","items":[{"productId":"prod-001","quantity":2,"unitPrice":75.0,"totalPrice":150.0}],"createdAt":"2026-01-05T11:34:53.145Z"}}`
+	ev, err := events.Decode([]byte(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.ID != "550e8400-e29b-41d4-a716-446655440000" || ev.Name != "OrderCreated" || ev.OrderID() != "12345" {
+		t.Fatalf("envelope = %+v", ev)
+	}
+	in, err := create.Decode(ev.Data, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Order.TotalAmount != 15000 || in.Order.Items[0].Quantity != 2 || !in.CreatedAtGiven {
+		t.Errorf("order = %+v", in.Order)
+	}
+}
+
+func TestSampleEventsAreValid(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 200 {
+		key, value := events.SampleOrderCreated("run", i, rng)
+		ev, err := events.Decode(value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.OrderID() != string(key) {
+			t.Fatalf("key %s, order %s", key, ev.OrderID())
+		}
+		if _, err := create.Decode(ev.Data, time.Now()); err != nil {
+			t.Fatalf("sample %d invalid: %v\n%s", i, err, value)
+		}
+	}
+}

@@ -1,0 +1,52 @@
+package events
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/orderd/orderd/internal/order"
+	"github.com/orderd/orderd/internal/order/create"
+	"github.com/orderd/orderd/internal/order/process"
+)
+
+// OrderCreated stores the order carried by the event (unless the same order
+// exists already) and runs ProcessOrder on it.
+func OrderCreated(uc *process.UseCase) Processor {
+	return func(ctx context.Context, tx order.Tx, ev Envelope) (string, error) {
+		in, err := create.Decode(ev.Data, uc.Now())
+		if err != nil {
+			return "", err
+		}
+		if _, err := create.Run(ctx, tx, in); err != nil {
+			return "", err
+		}
+		out, err := uc.Run(ctx, tx, process.Input{OrderID: in.Order.ID})
+		if err != nil {
+			return "", &KeepOrder{Order: in, Err: err}
+		}
+		return fmt.Sprintf("order processed: final total %s, shipping %s, discount %s",
+			out.FinalTotal, out.ShippingCost, out.DiscountApplied), nil
+	}
+}
+
+// KeepOrder is returned when an OrderCreated event's order is valid but
+// ProcessOrder refuses it (fraud review, no stock, unsupported region…). The
+// event still goes to the dead-letter topic, but the order itself is kept,
+// unprocessed, so that someone can review it and process it by hand.
+type KeepOrder struct {
+	Order create.Input
+	Err   error
+}
+
+func (k *KeepOrder) Error() string { return k.Err.Error() }
+func (k *KeepOrder) Unwrap() error { return k.Err }
+
+// keep stores the order of a refused OrderCreated event in its own
+// transaction; create.Run makes it idempotent.
+func keep(ctx context.Context, txr order.Transactor, k *KeepOrder) error {
+	return txr.InTx(ctx, func(tx order.Tx) error {
+		_, err := create.Run(ctx, tx, k.Order)
+		return err
+	})
+}
+

@@ -1,0 +1,62 @@
+package events
+
+import (
+	"context"
+	"sort"
+
+	"github.com/orderd/orderd/internal/order"
+	"github.com/orderd/orderd/internal/order/cancel"
+	"github.com/orderd/orderd/internal/order/fulfil"
+	"github.com/orderd/orderd/internal/order/process"
+)
+
+// Processor applies one event's effect inside tx and returns a one-line
+// summary for the log. A rule that refuses the event returns an
+// *order.RuleError; the transaction is then rolled back and the record goes to
+// the dead-letter topic.
+type Processor func(ctx context.Context, tx order.Tx, ev Envelope) (summary string, err error)
+
+// Registry maps event names to processors.
+type Registry struct {
+	processors map[string]Processor
+}
+
+// NewRegistry returns an empty Registry.
+func NewRegistry() *Registry { return &Registry{processors: map[string]Processor{}} }
+
+// Register adds the processor for an event name, replacing any before it.
+func (r *Registry) Register(name string, p Processor) { r.processors[name] = p }
+
+// Lookup returns the processor for name.
+func (r *Registry) Lookup(name string) (Processor, bool) {
+	p, ok := r.processors[name]
+	return p, ok
+}
+
+// Names lists the registered event names, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.processors))
+	for n := range r.processors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// UseCases are the use cases the processors drive.
+type UseCases struct {
+	Process *process.UseCase
+	Cancel  *cancel.UseCase
+	Fulfil  *fulfil.UseCase
+}
+
+// DefaultRegistry registers one processor per event the service understands.
+// Adding an event type is one file with its processor and one line here.
+func DefaultRegistry(uc UseCases) *Registry {
+	r := NewRegistry()
+	r.Register("OrderCreated", OrderCreated(uc.Process))
+	r.Register("OrderCancelled", OrderCancelled(uc.Cancel))
+	r.Register("OrderShipped", OrderShipped(uc.Fulfil))
+	r.Register("OrderDelivered", OrderDelivered(uc.Fulfil))
+	return r
+}

@@ -1,0 +1,91 @@
+package create_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orderd/orderd/internal/order"
+	"github.com/orderd/orderd/internal/order/create"
+	"github.com/orderd/orderd/internal/order/ordertest"
+)
+
+var now = time.Date(2026, 1, 5, 11, 34, 53, 0, time.UTC)
+
+const valid = `{"orderId":"o-1","customerId":"c-1","totalAmount":150.0,"currency":"INR","items":[{"productId":"p","quantity":2,"unitPrice":75.0,"totalPrice":150.0}],"createdAt":"2026-01-05T11:34:53.145Z"}`
+
+func TestDecodeChecks(t *testing.T) {
+	tests := []struct {
+		name, json, wantInError string
+	}{
+		{"missing orderId", `{"customerId":"c","totalAmount":1,"currency":"INR","items":[{"productId":"p","quantity":1,"unitPrice":1,"totalPrice":1}]}`, "orderId is required"},
+		{"missing customerId", strings.Replace(valid, `"customerId":"c-1",`, "", 1), "customerId is required"},
+		{"unknown currency", strings.Replace(valid, "INR", "ABC", 1), "currency"},
+		{"too many decimals", strings.Replace(valid, `"totalAmount":150.0`, `"totalAmount":150.001`, 1), "totalAmount"},
+		{"JPY decimals", strings.NewReplacer("INR", "JPY").Replace(valid), "totalAmount"},
+		{"amount as string", strings.Replace(valid, `"totalAmount":150.0`, `"totalAmount":"150.0"`, 1), "must be a number"},
+		{"sum mismatch", strings.Replace(valid, `"totalAmount":150.0`, `"totalAmount":151`, 1), "sum of item totals"},
+		{"line mismatch", strings.Replace(valid, `"totalPrice":150.0`, `"totalPrice":140.0`, 1), "quantity 2"},
+		{"zero quantity", strings.Replace(valid, `"quantity":2`, `"quantity":0`, 1), "positive integer"},
+		{"fractional quantity", strings.Replace(valid, `"quantity":2`, `"quantity":1.5`, 1), "positive integer"},
+		{"negative price", strings.NewReplacer(`"unitPrice":75.0`, `"unitPrice":-75.0`, `"totalPrice":150.0`, `"totalPrice":-150.0`, `"totalAmount":150.0`, `"totalAmount":-150.0`).Replace(valid), "must not be negative"},
+		{"no items", strings.Replace(valid, `[{"productId":"p","quantity":2,"unitPrice":75.0,"totalPrice":150.0}]`, `[]`, 1), "at least one item"},
+		{"bad status", strings.Replace(valid, `"currency"`, `"status":"SHIPPED","currency"`, 1), "status"},
+		{"bad method", strings.Replace(valid, `"currency"`, `"shippingMethod":"drone","currency"`, 1), "shippingMethod"},
+		{"bad createdAt", strings.Replace(valid, "2026-01-05T11:34:53.145Z", "yesterday", 1), "createdAt"},
+		{"long string", strings.Replace(valid, `"c-1"`, `"`+strings.Repeat("c", 1025)+`"`, 1), "at most 1024"},
+		{"wrong type", strings.Replace(valid, `"customerId":"c-1"`, `"customerId":5`, 1), "customerId"},
+		{"not UTF-8", strings.Replace(valid, "c-1", "c-\xff", 1), "UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := create.Decode([]byte(tt.json), now)
+			if order.ReasonOf(err) != order.ReasonInvalid || !strings.Contains(err.Error(), tt.wantInError) {
+				t.Fatalf("err = %v, want invalid_data mentioning %q", err, tt.wantInError)
+			}
+		})
+	}
+}
+
+func TestDecodeStatusesAndDefaults(t *testing.T) {
+	for in, want := range map[string]order.Status{"": order.StatusNew, "CREATED": order.StatusNew, "NEW": order.StatusNew, "PENDING": order.StatusPending, "pending": order.StatusPending} {
+		j := valid
+		if in != "" {
+			j = strings.Replace(valid, `"currency"`, `"status":"`+in+`","currency"`, 1)
+		}
+		got, err := create.Decode([]byte(j), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Order.Status != want || got.Order.ShippingMethod != order.ShippingStandard {
+			t.Errorf("status %q → %s", in, got.Order.Status)
+		}
+	}
+}
+
+func TestRunIdempotentByContent(t *testing.T) {
+	st := ordertest.NewStore()
+	runOnce := func(j string) (create.Output, error) {
+		in, err := create.Decode([]byte(j), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out create.Output
+		err = st.InTx(context.Background(), func(tx order.Tx) error {
+			out, err = create.Run(context.Background(), tx, in)
+			return err
+		})
+		return out, err
+	}
+	if out, err := runOnce(valid); err != nil || !out.Created {
+		t.Fatalf("first: %+v %v", out, err)
+	}
+	if out, err := runOnce(valid); err != nil || out.Created {
+		t.Fatalf("same again: %+v %v", out, err)
+	}
+	diff := strings.Replace(valid, `"customerId":"c-1"`, `"customerId":"c-2"`, 1)
+	if _, err := runOnce(diff); order.ReasonOf(err) != order.ReasonConflict {
+		t.Fatalf("different content: %v", err)
+	}
+}
