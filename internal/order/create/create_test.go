@@ -23,7 +23,7 @@ func TestDecodeChecks(t *testing.T) {
 		{"missing customerId", strings.Replace(valid, `"customerId":"c-1",`, "", 1), "customerId is required"},
 		{"unknown currency", strings.Replace(valid, "INR", "ABC", 1), "currency"},
 		{"too many decimals", strings.Replace(valid, `"totalAmount":150.0`, `"totalAmount":150.001`, 1), "totalAmount"},
-		{"JPY decimals", strings.NewReplacer("INR", "JPY").Replace(valid), "totalAmount"},
+		{"JPY decimals", strings.NewReplacer("INR", "JPY", `"totalAmount":150.0`, `"totalAmount":150.5`).Replace(valid), "totalAmount"},
 		{"amount as string", strings.Replace(valid, `"totalAmount":150.0`, `"totalAmount":"150.0"`, 1), "must be a number"},
 		{"sum mismatch", strings.Replace(valid, `"totalAmount":150.0`, `"totalAmount":151`, 1), "sum of item totals"},
 		{"line mismatch", strings.Replace(valid, `"totalPrice":150.0`, `"totalPrice":140.0`, 1), "quantity 2"},
