@@ -1,0 +1,189 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// DefaultEmbeddedAddr is where the embedded broker listens when
+// EmbeddedConfig.Addr is empty; it is the address Kafka tools try first.
+const DefaultEmbeddedAddr = "127.0.0.1:9092"
+
+// EmbeddedConfig configures the in-process Kafka-protocol broker.
+type EmbeddedConfig struct {
+	// Addr is the host:port to listen on (EMBEDDED_KAFKA_ADDR); port 0
+	// picks a free port. Empty means DefaultEmbeddedAddr.
+	Addr string
+	// DataDir keeps the log, topics and committed offsets on disk
+	// (EMBEDDED_KAFKA_DIR); empty keeps everything in memory only.
+	DataDir string
+	// Partitions is the partition count of topics created at start
+	// (KAFKA_PARTITIONS); below 1 means 1.
+	Partitions int
+	// Topics are created at start when missing, e.g. the input topics and
+	// the DLQ topic. Topics already in DataDir are kept as they are.
+	Topics []string
+	// Logger receives the broker's own log lines; nil discards them.
+	Logger *slog.Logger
+	// Opts are extra kfake options, e.g. SASL or TLS in tests, or
+	// kfake.SyncWrites() to fsync every produced batch.
+	Opts []kfake.Opt
+}
+
+// Embedded is a running single-node kfake broker.
+type Embedded struct {
+	cluster *kfake.Cluster
+	addr    string
+	unlock  func()
+	once    sync.Once
+}
+
+// StartEmbedded starts a single-node broker listening on exactly cfg.Addr,
+// reloads what an earlier run left in cfg.DataDir, and creates the missing
+// topics of cfg.Topics. Topics are never created implicitly by clients, so a
+// misspelt topic name fails instead of silently appearing.
+func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultEmbeddedAddr
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	partitions := int32(max(cfg.Partitions, 1))
+
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return nil, fmt.Errorf("EMBEDDED_KAFKA_ADDR: %q is not host:port: %w", cfg.Addr, err)
+	}
+
+	unlock := func() {}
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("EMBEDDED_KAFKA_DIR: %w", err)
+		}
+		var err error
+		if unlock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+
+	var listenErr error
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.ClusterID("orderd-embedded"),
+		kfake.DefaultNumPartitions(int(partitions)),
+		kfake.WithLogger(kfakeSlog{l: logger}),
+		// kfake binds 127.0.0.1 on its own; we bind what was asked for.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			ln, err := net.Listen(network, cfg.Addr)
+			listenErr = err
+			return ln, err
+		}),
+	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	opts = append(opts, cfg.Opts...)
+
+	cluster, err := kfake.NewCluster(opts...)
+	if err != nil {
+		unlock()
+		switch {
+		case errors.Is(listenErr, syscall.EADDRINUSE):
+			return nil, fmt.Errorf("EMBEDDED_KAFKA_ADDR: %s is already in use (another broker running?): %w", cfg.Addr, err)
+		case listenErr != nil:
+			return nil, fmt.Errorf("EMBEDDED_KAFKA_ADDR: cannot listen on %s: %w", cfg.Addr, err)
+		case cfg.DataDir != "":
+			return nil, fmt.Errorf("EMBEDDED_KAFKA_DIR: starting broker on %s: %w", cfg.DataDir, err)
+		default:
+			return nil, fmt.Errorf("embedded kafka: %w", err)
+		}
+	}
+	e := &Embedded{cluster: cluster, addr: cluster.ListenAddrs()[0], unlock: unlock}
+
+	for _, topic := range cfg.Topics {
+		if topic == "" {
+			continue
+		}
+		err := cluster.CreateTopic(topic, partitions, nil)
+		switch {
+		case err == nil:
+			logger.Debug("embedded kafka: topic created", "topic", topic, "partitions", partitions)
+		case errors.Is(err, kerr.TopicAlreadyExists):
+			if n := len(cluster.PartitionInfos(topic)); n != int(partitions) {
+				logger.Warn("embedded kafka: topic kept with its existing partition count",
+					"topic", topic, "partitions", n, "configured", partitions)
+			}
+		default:
+			e.Close()
+			return nil, fmt.Errorf("embedded kafka: create topic %q: %w", topic, err)
+		}
+	}
+	logger.Info("embedded kafka broker listening", "addr", e.addr, "data_dir", cfg.DataDir)
+	return e, nil
+}
+
+// Addr returns the address the broker listens on, with the real port when
+// port 0 was asked for.
+func (e *Embedded) Addr() string { return e.addr }
+
+// Cluster returns the underlying kfake cluster, for fault injection in tests.
+// It must not be used after Close.
+func (e *Embedded) Cluster() *kfake.Cluster { return e.cluster }
+
+// Close stops the broker and, with a data directory, writes its state to
+// disk. Calling it again does nothing.
+func (e *Embedded) Close() {
+	e.once.Do(func() {
+		e.cluster.Close()
+		e.unlock()
+	})
+}
+
+// lockDataDir takes an exclusive lock on dir so two brokers never write the
+// same log; the lock dies with the process, so a crash leaves nothing stale.
+func lockDataDir(dir string) (func(), error) {
+	path := filepath.Join(dir, "orderd.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("EMBEDDED_KAFKA_DIR: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("EMBEDDED_KAFKA_DIR: %s is used by another running broker: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// kfakeSlog sends kfake's log lines to slog. kfake's info level narrates
+// every request, so it goes to debug with kfake's own debug lines.
+type kfakeSlog struct{ l *slog.Logger }
+
+func (k kfakeSlog) Logf(level kfake.LogLevel, format string, args ...any) {
+	var sl slog.Level
+	switch level {
+	case kfake.LogLevelNone:
+		return
+	case kfake.LogLevelError:
+		sl = slog.LevelError
+	case kfake.LogLevelWarn:
+		sl = slog.LevelWarn
+	default:
+		sl = slog.LevelDebug
+	}
+	ctx := context.Background()
+	if !k.l.Enabled(ctx, sl) {
+		return
+	}
+	k.l.Log(ctx, sl, "embedded kafka: "+fmt.Sprintf(format, args...))
+}
