@@ -1,0 +1,431 @@
+package config
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orderd/orderd/internal/logging"
+	"github.com/orderd/orderd/internal/order"
+)
+
+const (
+	embedded  = "embedded"
+	redaction = "[REDACTED]"
+)
+
+var (
+	securityProtocols = []string{"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+	saslMechanisms    = []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+	topicName         = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
+)
+
+// loader resolves and parses variables one by one, collecting every problem
+// instead of stopping at the first.
+type loader struct {
+	lookup   func(string) (string, bool)
+	dotenv   map[string]string
+	problems []Problem
+}
+
+func (l *loader) load() Config {
+	var c Config
+
+	c.ProductionEnv = l.boolean("PRODUCTION_ENV")
+	c.AppName = l.str("APP_NAME")
+	c.AppHost = l.str("APP_HOST")
+	c.AppPort = l.integer("APP_PORT", 0, 65535)
+	c.AppReload = l.boolean("APP_RELOAD")
+	c.APIV1Str = l.urlPath("API_V1_STR")
+	c.OpenAPIURL = l.urlPath("OPENAPI_URL")
+	c.LogFile = l.str("LOG_FILE")
+
+	c.KafkaBrokerURL = l.brokers("KAFKA_BROKER_URL")
+	c.KafkaGroupID = l.str("KAFKA_GROUP_ID")
+	c.KafkaTopics = l.topics("KAFKA_TOPIC")
+	c.KafkaDLQTopic = l.dlqTopic("KAFKA_DLQ_TOPIC", c.KafkaTopics)
+	c.KafkaAutoOffsetReset = l.choice("KAFKA_AUTO_OFFSET_RESET", strings.ToLower, "earliest", "latest")
+	c.EmbeddedKafkaAddr = l.listenAddr("EMBEDDED_KAFKA_ADDR")
+	c.EmbeddedKafkaDir = l.str("EMBEDDED_KAFKA_DIR")
+	c.KafkaPartitions = l.integer("KAFKA_PARTITIONS", 1, math.MaxInt32)
+
+	c.MiddlewareCORS = l.boolean("APP_MIDDLEWARE_CORS")
+	c.MiddlewareGZip = l.boolean("APP_MIDDLEWARE_GZIP")
+	c.MiddlewareTrustedHost = l.boolean("APP_MIDDLEWARE_TRUSTEDHOST")
+	c.MiddlewareHTTPSRedirect = l.boolean("APP_MIDDLEWARE_HTTPSREDIRECT")
+
+	c.CORSOrigins = l.list("BACKEND_CORS_ORIGINS", 0)
+	c.CORSCredentials = l.boolean("BACKEND_CORS_CREDENTIALS")
+	c.CORSMethods = l.list("BACKEND_CORS_METHODS", 0)
+	c.CORSHeaders = l.list("BACKEND_CORS_HEADERS", 0)
+	c.AllowedHosts = l.list("BACKEND_ALLOWED_HOSTS", 1)
+
+	c.DatabaseURL = l.databaseURL("DATABASE_URL")
+
+	c.LogLevel = l.logLevel("LOG_LEVEL")
+	c.LogFormat = l.choice("LOG_FORMAT", strings.ToLower, "text", "json")
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+		if c.ProductionEnv {
+			c.LogFormat = "json"
+		}
+	}
+
+	one := order.MustDecimal("1")
+	c.Rules = order.Rules{
+		FraudThreshold:        l.decimal("FRAUD_THRESHOLD", nil),
+		FreeShippingThreshold: l.decimal("FREE_SHIPPING_THRESHOLD", nil),
+		StandardShipping:      l.decimal("STANDARD_SHIPPING", nil),
+		ExpressShipping:       l.decimal("EXPRESS_SHIPPING", nil),
+		DiscountRate:          l.decimal("DISCOUNT_RATE", &one),
+		CancellationFeeRate:   l.decimal("CANCELLATION_FEE_RATE", &one),
+		UnsupportedRegions:    l.list("UNSUPPORTED_REGIONS", 0),
+	}
+
+	c.MaxAttempts = l.integer("MAX_ATTEMPTS", 1, math.MaxInt32)
+	c.ShutdownTimeout = l.duration("SHUTDOWN_TIMEOUT")
+
+	c.KafkaSecurityProtocol = l.choice("KAFKA_SECURITY_PROTOCOL", strings.ToUpper, securityProtocols...)
+	c.KafkaSASLMechanism = l.choice("KAFKA_SASL_MECHANISM", strings.ToUpper, saslMechanisms...)
+	c.KafkaSASLUsername = l.str("KAFKA_SASL_USERNAME")
+	c.KafkaSASLPassword = l.str("KAFKA_SASL_PASSWORD")
+	c.KafkaTLSCAFile = l.caFile("KAFKA_TLS_CA_FILE")
+	l.checkSecurity(c)
+
+	c.AdminToken = l.str("ADMIN_TOKEN")
+	return c
+}
+
+// raw returns the value of the variable called name: the environment's, or
+// the .env file's, or the default. Values are trimmed, except secrets.
+func (l *loader) raw(name string) (string, Var) {
+	v := lookupVar(name)
+	value := v.Default
+	if s, ok := l.lookup(name); ok && (s != "" || v.keepEmpty) {
+		value = s
+	} else if s, ok := l.dotenv[name]; ok && (s != "" || v.keepEmpty) {
+		value = s
+	}
+	if !v.Secret {
+		value = strings.TrimSpace(value)
+	}
+	if value == "" && !v.keepEmpty {
+		value = v.Default
+	}
+	return value, v
+}
+
+func (l *loader) bad(v Var, value, want string, args ...any) {
+	if v.Secret && value != "" {
+		value = redaction
+	}
+	if v.Name == "DATABASE_URL" {
+		value = redactURL(value)
+	}
+	l.problems = append(l.problems, Problem{Name: v.Name, Value: value, Want: fmt.Sprintf(want, args...)})
+}
+
+// reported tells whether a problem with the variable is already listed.
+func (l *loader) reported(name string) bool {
+	return slices.ContainsFunc(l.problems, func(p Problem) bool { return p.Name == name })
+}
+
+func (l *loader) str(name string) string {
+	s, _ := l.raw(name)
+	return s
+}
+
+func (l *loader) boolean(name string) bool {
+	s, v := l.raw(name)
+	switch s {
+	case "True", "true", "TRUE", "1":
+		return true
+	case "False", "false", "FALSE", "0":
+		return false
+	}
+	l.bad(v, s, "want True or False (also true/false, TRUE/FALSE, 1/0)")
+	return false
+}
+
+func (l *loader) integer(name string, lo, hi int) int {
+	s, v := l.raw(name)
+	n, err := strconv.Atoi(s)
+	if err != nil || n < lo || n > hi {
+		if hi == math.MaxInt32 {
+			l.bad(v, s, "want a whole number of at least %d", lo)
+		} else {
+			l.bad(v, s, "want a whole number from %d to %d", lo, hi)
+		}
+		return 0
+	}
+	return n
+}
+
+// choice returns the option s equals after normalising its case, or "" when
+// the value is empty (only possible where the default is empty).
+func (l *loader) choice(name string, norm func(string) string, options ...string) string {
+	s, v := l.raw(name)
+	if s == "" {
+		return ""
+	}
+	if i := slices.Index(options, norm(s)); i >= 0 {
+		return options[i]
+	}
+	l.bad(v, s, "want %s", orList(options))
+	return ""
+}
+
+func orList(options []string) string {
+	if len(options) == 1 {
+		return options[0]
+	}
+	return strings.Join(options[:len(options)-1], ", ") + " or " + options[len(options)-1]
+}
+
+// list parses a JSON array of strings (the seed's form) or comma-separated
+// text, and wants at least min entries.
+func (l *loader) list(name string, min int) []string {
+	s, v := l.raw(name)
+	items, ok := parseList(s)
+	if !ok {
+		l.bad(v, s, "want a JSON array of strings such as [\"a\",\"b\"] or comma-separated text a,b, without empty entries")
+		return nil
+	}
+	if len(items) < min {
+		l.bad(v, s, "want at least %d entry", min)
+		return nil
+	}
+	return items
+}
+
+func parseList(s string) ([]string, bool) {
+	var items []string
+	if strings.HasPrefix(s, "[") {
+		if err := json.Unmarshal([]byte(s), &items); err != nil {
+			return nil, false
+		}
+	} else if s != "" {
+		items = strings.Split(s, ",")
+	}
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		it = strings.TrimSpace(it)
+		if it == "" {
+			return nil, false
+		}
+		out = append(out, it)
+	}
+	return out, true
+}
+
+func (l *loader) urlPath(name string) string {
+	s, v := l.raw(name)
+	if !strings.HasPrefix(s, "/") || len(s) < 2 || strings.HasSuffix(s, "/") || strings.ContainsAny(s, " ?#\t") {
+		l.bad(v, s, "want a path that starts with / and does not end with /, such as %s", v.Default)
+		return ""
+	}
+	return s
+}
+
+func (l *loader) brokers(name string) string {
+	s, v := l.raw(name)
+	if strings.EqualFold(s, embedded) {
+		return embedded
+	}
+	for _, b := range strings.Split(s, ",") {
+		b = strings.TrimSpace(b)
+		if err := checkHostPort(b, 1); err != nil {
+			l.bad(v, s, "want embedded or a comma-separated list of host:port (%q: %v)", b, err)
+			return ""
+		}
+	}
+	return strings.Join(splitBrokers(s), ",")
+}
+
+func (l *loader) listenAddr(name string) string {
+	s, v := l.raw(name)
+	if err := checkHostPort(s, 0); err != nil {
+		l.bad(v, s, "want host:port such as 127.0.0.1:9092 (%v)", err)
+		return ""
+	}
+	return s
+}
+
+// checkHostPort checks that s is host:port with a numeric port from minPort
+// to 65535. An empty host is allowed only for a listening address (minPort 0).
+func checkHostPort(s string, minPort int) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("no port: %w", err)
+	}
+	if host == "" && minPort > 0 {
+		return fmt.Errorf("no host")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < minPort || n > 65535 {
+		return fmt.Errorf("port %q is not a number from %d to 65535", port, minPort)
+	}
+	return nil
+}
+
+func (l *loader) topics(name string) []string {
+	topics := l.list(name, 1)
+	s, v := l.raw(name)
+	for _, t := range topics {
+		if !validTopic(t) {
+			l.bad(v, s, "want Kafka topic names (letters, digits, '.', '_', '-', at most 249), not %q", t)
+			return nil
+		}
+	}
+	return topics
+}
+
+func (l *loader) dlqTopic(name string, topics []string) string {
+	s, v := l.raw(name)
+	switch {
+	case !validTopic(s):
+		l.bad(v, s, "want a Kafka topic name (letters, digits, '.', '_', '-', at most 249)")
+		return ""
+	case slices.Contains(topics, s):
+		l.bad(v, s, "want a topic that is not one of KAFKA_TOPIC, or failed records would be consumed again")
+		return ""
+	}
+	return s
+}
+
+func validTopic(t string) bool {
+	return topicName.MatchString(t) && t != "." && t != ".."
+}
+
+func (l *loader) databaseURL(name string) string {
+	s, v := l.raw(name)
+	const want = "want sqlite://path/to/file.db or postgres://user:password@host:5432/db (postgresql:// also accepted)"
+	switch {
+	case strings.HasPrefix(s, "sqlite://"):
+		if strings.TrimPrefix(s, "sqlite://") == "" {
+			l.bad(v, s, "%s; the sqlite path is empty", want)
+			return ""
+		}
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		if _, err := url.Parse(s); err != nil {
+			l.bad(v, s, "%s; the URL does not parse", want)
+			return ""
+		}
+	default:
+		l.bad(v, s, "%s", want)
+		return ""
+	}
+	return s
+}
+
+func (l *loader) logLevel(name string) string {
+	s, v := l.raw(name)
+	level, err := logging.ParseLevel(s)
+	if err != nil {
+		l.bad(v, s, "want debug, info, warning, error or critical")
+		return ""
+	}
+	return strings.ToLower(logging.LevelName(level))
+}
+
+// decimal parses a non-negative decimal no larger than hi (nil = no bound).
+func (l *loader) decimal(name string, hi *order.Decimal) order.Decimal {
+	s, v := l.raw(name)
+	d, err := order.ParseDecimal(s)
+	switch {
+	case err != nil || d.Sign() < 0 || (hi != nil && d.Cmp(*hi) > 0):
+		if hi != nil {
+			l.bad(v, s, "want a decimal from 0 to %s, such as %s", hi, v.Default)
+		} else {
+			l.bad(v, s, "want a decimal of at least 0, such as %s", v.Default)
+		}
+		return order.Decimal{}
+	}
+	return d
+}
+
+// duration parses a Go duration ("30s", "1m30s") or plain seconds ("30", "2.5").
+func (l *loader) duration(name string) time.Duration {
+	s, v := l.raw(name)
+	var d time.Duration
+	if secs, err := strconv.ParseFloat(s, 64); err == nil {
+		if secs > 0 && secs*float64(time.Second) < math.MaxInt64 {
+			d = time.Duration(secs * float64(time.Second))
+		}
+	} else if pd, err := time.ParseDuration(s); err == nil {
+		d = pd
+	}
+	if d <= 0 {
+		l.bad(v, s, "want a positive duration such as 30s, 1m30s or 30 (seconds)")
+		return 0
+	}
+	return d
+}
+
+func (l *loader) caFile(name string) string {
+	s, v := l.raw(name)
+	if s == "" {
+		return ""
+	}
+	pem, err := os.ReadFile(s)
+	if err != nil {
+		l.bad(v, s, "want a readable PEM file of CA certificates (%v)", err)
+		return ""
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+		l.bad(v, s, "want a PEM file of CA certificates (no certificate found in it)")
+		return ""
+	}
+	return s
+}
+
+// checkSecurity checks the Kafka security settings against each other: SASL
+// needs a mechanism and credentials, and settings that the chosen protocol
+// would silently ignore are reported rather than ignored.
+func (l *loader) checkSecurity(c Config) {
+	proto := c.KafkaSecurityProtocol
+	if proto == "" {
+		return // already reported
+	}
+	sasl := strings.HasPrefix(proto, "SASL_")
+	tls := proto == "SSL" || proto == "SASL_SSL"
+	flag := func(name, value, want string, args ...any) {
+		if !l.reported(name) {
+			l.bad(lookupVar(name), value, want, args...)
+		}
+	}
+	if c.KafkaBrokerURL == embedded && proto != "PLAINTEXT" {
+		flag("KAFKA_SECURITY_PROTOCOL", proto, "want PLAINTEXT when KAFKA_BROKER_URL is embedded (the embedded broker has no TLS or SASL)")
+	}
+	if sasl {
+		if c.KafkaSASLMechanism == "" {
+			flag("KAFKA_SASL_MECHANISM", "", "want %s when KAFKA_SECURITY_PROTOCOL is %s", orList(saslMechanisms), proto)
+		}
+		if c.KafkaSASLUsername == "" {
+			flag("KAFKA_SASL_USERNAME", "", "want a user name when KAFKA_SECURITY_PROTOCOL is %s", proto)
+		}
+		if c.KafkaSASLPassword == "" {
+			flag("KAFKA_SASL_PASSWORD", "", "want a password when KAFKA_SECURITY_PROTOCOL is %s", proto)
+		}
+	} else {
+		for _, name := range []string{"KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"} {
+			if s, _ := l.raw(name); s != "" {
+				flag(name, s, "want it empty unless KAFKA_SECURITY_PROTOCOL is SASL_PLAINTEXT or SASL_SSL (it is %s)", proto)
+			}
+		}
+	}
+	if !tls {
+		if s, _ := l.raw("KAFKA_TLS_CA_FILE"); s != "" {
+			flag("KAFKA_TLS_CA_FILE", s, "want it empty unless KAFKA_SECURITY_PROTOCOL is SSL or SASL_SSL (it is %s)", proto)
+		}
+	}
+}
