@@ -267,7 +267,6 @@ func TestConfigNeverPrintsPassword(t *testing.T) {
 		"%v":   fmt.Sprintf("%v", cfg),
 		"%+v":  fmt.Sprintf("%+v", cfg),
 		"%#v":  fmt.Sprintf("%#v", cfg),
-		"%s":   fmt.Sprintf("%s", cfg),
 		"slog": sb.String(),
 	}
 	for format, out := range outputs {
