@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderd/orderd/internal/app"
+	"github.com/orderd/orderd/internal/config"
+	"github.com/orderd/orderd/internal/events"
+	"github.com/orderd/orderd/internal/kafka"
+	"github.com/orderd/orderd/internal/logging"
+	"github.com/orderd/orderd/internal/sqlstore"
+)
+
+// version reports the module version or VCS revision the binary was built from.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := info.Main.Version
+	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v
+}
+
+// flags parses a subcommand's flags; --help prints its usage and returns errHelp.
+func flags(name, summary string, args []string, stdout, stderr io.Writer, define func(*flag.FlagSet)) error {
+	fs := flag.NewFlagSet("orderd "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if define != nil {
+		define(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: orderd %s [flags]\n\n%s\n", name, summary)
+		var n int
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprintln(fs.Output(), "\nFlags:")
+			fs.PrintDefaults()
+		}
+		fmt.Fprintln(fs.Output(), "\nConfiguration comes from the environment and .env; see .env.example.")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return errHelp
+		}
+		return &usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Errorf("orderd %s: unexpected argument %q", name, fs.Arg(0))}
+	}
+	return nil
+}
+
+// setup loads the configuration and builds the logger every command uses.
+func setup(getenv func(string) (string, bool), stderr io.Writer) (config.Config, *slog.Logger, func(), error) {
+	cfg, err := config.LoadLookup(getenv, ".env")
+	if err != nil {
+		return config.Config{}, nil, nil, &usageError{fmt.Errorf("configuration: %w", err)}
+	}
+	color := false
+	if f, ok := stderr.(*os.File); ok {
+		color = isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd())
+	}
+	logger, closer, err := logging.New(logging.Options{
+		Level: cfg.LogLevel, Format: cfg.LogFormat, File: cfg.LogFile, Stderr: stderr, Color: color,
+	})
+	if err != nil {
+		return config.Config{}, nil, nil, &usageError{fmt.Errorf("LOG_FILE: %w", err)}
+	}
+	return cfg, logger, func() { _ = closer.Close() }, nil
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if err := flags("serve", "Run the service: HTTP API, Kafka consumer and, with KAFKA_BROKER_URL=embedded\n(the default), the embedded broker.", args, stdout, stderr, nil); err != nil {
+		return err
+	}
+	cfg, logger, done, err := setup(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	logger.Info("starting "+cfg.AppName, "version", version(), "config", cfg)
+	a, err := app.New(ctx, cfg, logger, app.Options{})
+	if err != nil {
+		logger.Error("start-up failed", "err", err)
+		return err
+	}
+	return a.Run(ctx)
+}
+
+func migrate(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if err := flags("migrate", "Apply the database schema to DATABASE_URL and exit.", args, stdout, stderr, nil); err != nil {
+		return err
+	}
+	cfg, logger, done, err := setup(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	st, err := sqlstore.Open(ctx, cfg.DatabaseURL, logger)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	fmt.Fprintf(stdout, "database schema is up to date (%s)\n", st.Dialect())
+	return nil
+}
+
+func broker(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
+	if err := flags("broker", "Run only the embedded Kafka-protocol broker on EMBEDDED_KAFKA_ADDR, with the\ntopics of KAFKA_TOPIC and KAFKA_DLQ_TOPIC created (KAFKA_PARTITIONS each) and its\nlog under EMBEDDED_KAFKA_DIR. Point service instances at it with\nKAFKA_BROKER_URL=<addr>.", args, stdout, stderr, nil); err != nil {
+		return err
+	}
+	cfg, logger, done, err := setup(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	b, err := kafka.StartEmbedded(kafka.EmbeddedConfig{
+		Addr:       cfg.EmbeddedKafkaAddr,
+		DataDir:    cfg.EmbeddedKafkaDir,
+		Partitions: cfg.KafkaPartitions,
+		Topics:     append(append([]string{}, cfg.KafkaTopics...), cfg.KafkaDLQTopic),
+		Logger:     logger.With("component", "embedded-kafka"),
+	})
+	if err != nil {
+		return fmt.Errorf("embedded broker (EMBEDDED_KAFKA_ADDR=%s): %w", cfg.EmbeddedKafkaAddr, err)
+	}
+	defer b.Close()
+	logger.Info("embedded Kafka broker listening", "addr", b.Addr(), "data_dir", cfg.EmbeddedKafkaDir,
+		"topics", strings.Join(append(append([]string{}, cfg.KafkaTopics...), cfg.KafkaDLQTopic), ","))
+	fmt.Fprintln(stdout, b.Addr())
+	<-ctx.Done()
+	logger.Info("embedded Kafka broker stopping")
+	return nil
+}
+
+func produce(ctx context.Context, args []string, getenv func(string) (string, bool), stdin io.Reader, stdout, stderr io.Writer) error {
+	var (
+		file   string
+		sample int
+		rate   int
+		topic  string
+		runID  string
+	)
+	err := flags("produce", "Publish events to KAFKA_BROKER_URL (the first KAFKA_TOPIC unless --topic), keyed by\ndata.orderId: JSON lines from --file or stdin (one envelope per line), or --sample N\ngenerated valid OrderCreated events. With KAFKA_BROKER_URL=embedded it publishes to\nEMBEDDED_KAFKA_ADDR (a running orderd or orderd broker).", args, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&file, "file", "", "read JSON lines from this file instead of stdin")
+		fs.IntVar(&sample, "sample", 0, "publish N generated valid OrderCreated events instead of reading input")
+		fs.IntVar(&rate, "rate", 0, "events per second (0 = as fast as the broker takes them)")
+		fs.StringVar(&topic, "topic", "", "topic to publish to (default: the first of KAFKA_TOPIC)")
+		fs.StringVar(&runID, "run", "", "prefix of generated order ids (default: sample-<unix time>)")
+	})
+	if err != nil {
+		return err
+	}
+	if sample < 0 || rate < 0 {
+		return &usageError{errors.New("orderd produce: --sample and --rate must not be negative")}
+	}
+	if sample > 0 && file != "" {
+		return &usageError{errors.New("orderd produce: use --sample or --file, not both")}
+	}
+	cfg, logger, done, err := setup(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if topic == "" {
+		topic = cfg.KafkaTopics[0]
+	}
+	p, err := kafka.NewProducer(cfg.KafkaConfig(), logger)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+
+	var recs iter.Seq[*kgo.Record]
+	var lineErr error
+	if sample > 0 {
+		if runID == "" {
+			runID = fmt.Sprintf("sample-%d", time.Now().Unix())
+		}
+		recs = sampleRecords(topic, runID, sample)
+	} else {
+		in := stdin
+		if file != "" {
+			f, err := os.Open(file)
+			if err != nil {
+				return &usageError{fmt.Errorf("orderd produce: %w", err)}
+			}
+			defer f.Close()
+			in = f
+		}
+		recs = lineRecords(topic, in, &lineErr)
+	}
+	start := time.Now()
+	n, err := p.PublishAll(ctx, paced(ctx, recs, rate))
+	if err == nil {
+		err = lineErr
+	}
+	elapsed := time.Since(start)
+	fmt.Fprintf(stdout, "published %d events to %s in %s (%.0f events/s)\n", n, topic, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds())
+	return err
+}
+
+// sampleRecords yields n generated OrderCreated records.
+func sampleRecords(topic, runID string, n int) iter.Seq[*kgo.Record] {
+	return func(yield func(*kgo.Record) bool) {
+		rng := rand.New(rand.NewPCG(uint64(len(runID)), uint64(time.Now().UnixNano())))
+		for i := range n {
+			key, value := events.SampleOrderCreated(runID, i, rng)
+			if !yield(&kgo.Record{Topic: topic, Key: key, Value: value}) {
+				return
+			}
+		}
+	}
+}
+
+// lineRecords yields one record per non-empty input line, keyed by the
+// event's data.orderId when the line is an envelope. Lines are published as
+// they are, even when malformed: the consumer's checks and DLQ are the place
+// where bad events are judged (and this is how to test them).
+func lineRecords(topic string, in io.Reader, errp *error) iter.Seq[*kgo.Record] {
+	return func(yield func(*kgo.Record) bool) {
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64*1024), 16<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			if len(strings.TrimSpace(string(line))) == 0 {
+				continue
+			}
+			value := append([]byte(nil), line...)
+			var key []byte
+			if ev, err := events.Decode(value); err == nil && ev.OrderID() != "" {
+				key = []byte(ev.OrderID())
+			}
+			if !yield(&kgo.Record{Topic: topic, Key: key, Value: value}) {
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			*errp = fmt.Errorf("read input: %w", err)
+		}
+	}
+}
+
+// paced limits recs to rate per second (0 = unlimited).
+func paced(ctx context.Context, recs iter.Seq[*kgo.Record], rate int) iter.Seq[*kgo.Record] {
+	if rate <= 0 {
+		return recs
+	}
+	interval := time.Second / time.Duration(rate)
+	return func(yield func(*kgo.Record) bool) {
+		next := time.Now()
+		for r := range recs {
+			if d := time.Until(next); d > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(d):
+				}
+			}
+			next = next.Add(interval)
+			if !yield(r) {
+				return
+			}
+		}
+	}
+}

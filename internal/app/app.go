@@ -1,0 +1,268 @@
+// Package app is the composition root: it builds every part of the service
+// from the configuration, starts them in order and stops them in reverse.
+// Nothing else in the service constructs adapters or reads configuration.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderd/orderd/internal/config"
+	"github.com/orderd/orderd/internal/events"
+	"github.com/orderd/orderd/internal/kafka"
+	"github.com/orderd/orderd/internal/notifylog"
+	"github.com/orderd/orderd/internal/order/cancel"
+	"github.com/orderd/orderd/internal/order/fulfil"
+	"github.com/orderd/orderd/internal/order/process"
+	"github.com/orderd/orderd/internal/sqlstore"
+)
+
+// App is the running service.
+type App struct {
+	cfg    config.Config
+	logger *slog.Logger
+
+	embedded *kafka.Embedded // nil unless KAFKA_BROKER_URL=embedded
+	store    *sqlstore.Store
+	producer *kafka.Producer
+	consumer *kafka.Consumer
+	handler  *events.Handler
+
+	listener net.Listener
+	server   *http.Server
+
+	closeOnce sync.Once
+}
+
+// Options adjust an App for tests; the zero value is the production setup.
+type Options struct {
+	// ConsumerOpts are passed to the consumer (e.g. a short commit interval).
+	ConsumerOpts []kafka.ConsumerOption
+	// EmbeddedOpts are extra options for the embedded broker.
+	EmbeddedOpts []kafka.EmbeddedConfig
+}
+
+// startupDelays is the seed's connection retry schedule.
+var startupDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
+
+// New builds the service: the embedded broker (when configured), the store
+// (opened with the seed's retry schedule and migrated), the use cases, the
+// event pipeline and the HTTP server bound to APP_HOST:APP_PORT. Nothing
+// consumes or serves until Run.
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (a *App, err error) {
+	a = &App{cfg: cfg, logger: logger}
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	if cfg.AppReload {
+		logger.Debug("APP_RELOAD is accepted for compatibility; a compiled binary does not hot-reload")
+	}
+	kcfg := cfg.KafkaConfig()
+	if cfg.Embedded() {
+		a.embedded, err = kafka.StartEmbedded(kafka.EmbeddedConfig{
+			Addr:       cfg.EmbeddedKafkaAddr,
+			DataDir:    cfg.EmbeddedKafkaDir,
+			Partitions: cfg.KafkaPartitions,
+			Topics:     append(append([]string{}, cfg.KafkaTopics...), cfg.KafkaDLQTopic),
+			Logger:     logger.With("component", "embedded-kafka"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("embedded broker (EMBEDDED_KAFKA_ADDR=%s): %w", cfg.EmbeddedKafkaAddr, err)
+		}
+		kcfg.Brokers = []string{a.embedded.Addr()}
+		logger.Info("embedded Kafka broker listening", "addr", a.embedded.Addr(), "data_dir", cfg.EmbeddedKafkaDir)
+	}
+
+	a.store, err = openStore(ctx, cfg.DatabaseURL, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.store.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+
+	notifier := notifylog.New(logger)
+	uc := events.UseCases{
+		Process: process.New(cfg.Rules, notifier),
+		Cancel:  cancel.New(cfg.Rules, notifier),
+		Fulfil:  fulfil.New(),
+	}
+	a.handler = events.NewHandler(events.DefaultRegistry(uc), a.store, logger)
+
+	a.producer, err = kafka.NewProducer(kcfg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	a.consumer, err = kafka.NewConsumer(kcfg, a.handleRecord, logger, opts.ConsumerOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka consumer: %w", err)
+	}
+
+	a.server = &http.Server{
+		Handler:           a.httpHandler(uc),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	addr := net.JoinHostPort(cfg.AppHost, fmt.Sprint(cfg.AppPort))
+	a.listener, err = net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on APP_HOST:APP_PORT %s: %w", addr, err)
+	}
+	return a, nil
+}
+
+func (a *App) handleRecord(ctx context.Context, rec *kgo.Record) error {
+	_, err := a.handler.Handle(ctx, rec.Value)
+	return err
+}
+
+// openStore opens the database, retrying on the seed's schedule while it is
+// unreachable.
+func openStore(ctx context.Context, url string, logger *slog.Logger) (*sqlstore.Store, error) {
+	for attempt := 0; ; attempt++ {
+		st, err := sqlstore.Open(ctx, url, logger)
+		if err == nil {
+			if err = st.Ping(ctx); err == nil {
+				return st, nil
+			}
+			_ = st.Close()
+		}
+		if attempt >= len(startupDelays) {
+			return nil, fmt.Errorf("database (DATABASE_URL) unreachable after %d attempts: %w", attempt+1, err)
+		}
+		d := startupDelays[attempt]
+		logger.Warn("database not reachable, retrying", "attempt", attempt+1, "retry_in", d, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// HTTPAddr returns the address the HTTP server listens on.
+func (a *App) HTTPAddr() string { return a.listener.Addr().String() }
+
+// BrokerAddr returns the Kafka bootstrap address in use.
+func (a *App) BrokerAddr() string {
+	if a.embedded != nil {
+		return a.embedded.Addr()
+	}
+	return a.cfg.KafkaConfig().Brokers[0]
+}
+
+// Embedded returns the embedded broker, or nil when a cluster is configured.
+func (a *App) Embedded() *kafka.Embedded { return a.embedded }
+
+// Store returns the database adapter.
+func (a *App) Store() *sqlstore.Store { return a.store }
+
+// Consumer returns the Kafka consumer.
+func (a *App) Consumer() *kafka.Consumer { return a.consumer }
+
+// Run serves HTTP and consumes events until ctx is done, then shuts down
+// gracefully within SHUTDOWN_TIMEOUT: stop accepting requests, let in-flight
+// records finish and commit, leave the group, close the store and broker.
+func (a *App) Run(ctx context.Context) error {
+	defer a.Close()
+	errc := make(chan error, 2)
+	go func() {
+		if err := a.server.Serve(a.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http server: %w", err)
+		}
+	}()
+	a.logger.Info("HTTP server listening", "addr", "http://"+a.HTTPAddr(), "api", a.cfg.APIV1Str)
+
+	consumeCtx, stopConsuming := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsuming()
+	consumerDone := make(chan error, 1)
+	go func() {
+		a.waitForBroker(consumeCtx)
+		consumerDone <- a.consumer.Run(consumeCtx)
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.logger.Info("shutting down", "timeout", a.cfg.ShutdownTimeout)
+	case runErr = <-errc:
+		a.logger.Error("stopping after failure", "err", runErr)
+	case runErr = <-consumerDone:
+		a.logger.Error("consumer stopped unexpectedly", "err", runErr)
+		consumerDone <- runErr
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	stopConsuming()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.server.Shutdown(shutdownCtx); err != nil {
+			a.logger.Warn("HTTP shutdown", "err", err)
+		}
+	})
+	select {
+	case err := <-consumerDone:
+		if err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
+			runErr = err
+		}
+	case <-shutdownCtx.Done():
+		a.logger.Error("consumer did not stop within SHUTDOWN_TIMEOUT", "timeout", a.cfg.ShutdownTimeout)
+	}
+	wg.Wait()
+	a.logger.Info("stopped")
+	return runErr
+}
+
+// waitForBroker pings Kafka on the seed's schedule (1, 2, 4, 8, 16 s) and
+// says so in the log; after that the client keeps retrying in the background
+// while the HTTP server answers and /readyz reports 503.
+func (a *App) waitForBroker(ctx context.Context) {
+	for attempt := 0; ; attempt++ {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := a.producer.Ping(pctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if attempt >= len(startupDelays) {
+			a.logger.Error("Kafka unreachable after start-up retries; still retrying in the background", "brokers", a.BrokerAddr(), "err", err)
+			return
+		}
+		d := startupDelays[attempt]
+		a.logger.Warn("Kafka not reachable, retrying", "attempt", attempt+1, "retry_in", d, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+	}
+}
+
+// Close releases everything New acquired; it is safe to call more than once.
+func (a *App) Close() {
+	a.closeOnce.Do(func() {
+		if a.listener != nil {
+			_ = a.listener.Close()
+		}
+		if a.producer != nil {
+			a.producer.Close()
+		}
+		if a.store != nil {
+			_ = a.store.Close()
+		}
+		if a.embedded != nil {
+			a.embedded.Close()
+		}
+	})
+}
