@@ -1,0 +1,91 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/orderd/orderd/internal/fault"
+)
+
+// classify marks err transient when it comes from an outage that is expected
+// to end: the database unreachable, a connection lost, a timeout, a lock or
+// serialisation conflict that a new attempt resolves. Errors that already
+// carry a class (rule errors among them) pass through untouched; everything
+// else stays unclassified, including constraint violations, which in this
+// store mean a bug rather than a refusal.
+func classify(err error) error {
+	if err == nil || fault.KindOf(err) != fault.Unclassified {
+		return err
+	}
+	if transient(err) {
+		return fault.AsTransient(err)
+	}
+	return err
+}
+
+// transientSQLStates are the PostgreSQL error codes, besides class 08
+// (connection exception), that a later attempt can succeed past.
+var transientSQLStates = map[string]bool{
+	"40001": true, // serialization_failure
+	"40P01": true, // deadlock_detected
+	"53300": true, // too_many_connections
+	"55P03": true, // lock_not_available (lock_timeout)
+	"57P01": true, // admin_shutdown
+	"57P02": true, // crash_shutdown
+	"57P03": true, // cannot_connect_now (starting up, in recovery)
+}
+
+func transient(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "08") || transientSQLStates[pgErr.Code]
+	}
+	var sqliteErr *sqlite.Error
+	if errors.As(err, &sqliteErr) {
+		switch sqliteErr.Code() & 0xff { // the primary code of an extended one
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return true
+		}
+		return false
+	}
+	// A failure to connect, whatever its cause (refused, DNS, TLS,
+	// authentication), stops every message alike: waiting beats dead-lettering.
+	var connErr *pgconn.ConnectError
+	if errors.As(err, &connErr) {
+		return true
+	}
+	var netErr net.Error
+	switch {
+	// A cancelled context means the work was abandoned (shutdown), not
+	// refused: it must be tried again, never dead-lettered.
+	case errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, context.Canceled),
+		errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, pgconn.ErrConnClosed),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNABORTED),
+		errors.Is(err, syscall.EPIPE),
+		errors.Is(err, syscall.ETIMEDOUT),
+		errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH),
+		pgconn.Timeout(err),
+		pgconn.SafeToRetry(err):
+		return true
+	case errors.As(err, &netErr):
+		// Any failed network operation (dial, read, write) on the
+		// connection to the database.
+		return true
+	}
+	return false
+}

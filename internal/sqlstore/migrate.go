@@ -1,0 +1,66 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+)
+
+// migrations is the schema, one goose SQL file set for both dialects.
+//
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrate brings the schema up to date; running it again changes nothing.
+// On PostgreSQL concurrent migrators (several instances starting at once)
+// take turns on an advisory lock scoped to the current schema.
+func (s *Store) Migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithSlog(s.log)}
+	dialect := goose.DialectSQLite3
+	if s.dialect == DialectPostgres {
+		dialect = goose.DialectPostgres
+		id, err := s.lockID(ctx)
+		if err != nil {
+			return err
+		}
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(id), lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, s.db, fsys, opts...)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return classify(fmt.Errorf("migrate: %w", err))
+	}
+	return nil
+}
+
+// lockID derives the migration lock from the schema the tables go to, so
+// that migrations of different schemas in one database (parallel tests) do
+// not wait for each other.
+func (s *Store) lockID(ctx context.Context) (int64, error) {
+	var schema sql.NullString
+	if err := s.db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return 0, classify(fmt.Errorf("migrate: find current schema: %w", err))
+	}
+	if !schema.Valid {
+		return 0, fmt.Errorf("migrate: no schema of the search_path exists")
+	}
+	h := fnv.New64a()
+	h.Write([]byte("orderd migrations " + schema.String))
+	return int64(h.Sum64() >> 1), nil
+}

@@ -1,0 +1,191 @@
+// Package sqlstore is the SQL adapter of the order domain: one implementation
+// of order.Transactor and order.Tx, plus the reads the HTTP API needs, over
+// SQLite (modernc.org/sqlite, pure Go) and PostgreSQL (pgx through
+// database/sql). Both dialects share one code path and one embedded schema.
+//
+// SQLite runs in WAL mode with synchronous=FULL: every commit is on disk
+// before it returns, so a Kafka offset committed after it can never point
+// past an effect that a power loss took back (NORMAL would only survive
+// process crashes). Writes go through a pool of one connection and begin with
+// BEGIN IMMEDIATE, so writers of this process queue in Go instead of racing
+// for SQLite's lock; busy_timeout covers other processes on the same file.
+// Reads use a separate pool of read-only snapshot transactions.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// The dialects a Store speaks, as Dialect reports them.
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+// Pool sizes and timeouts, chosen for a 2-core machine.
+const (
+	// postgresMaxConns bounds the PostgreSQL pool: enough for the consumer's
+	// partitions and the HTTP API to work at once without queueing on a
+	// server that has two cores to serve them.
+	postgresMaxConns = 8
+	// sqliteReaders bounds the SQLite read pool; WAL lets readers run
+	// alongside the single writer.
+	sqliteReaders = 4
+	// sqliteBusyTimeout is how long SQLite waits for another process's lock.
+	sqliteBusyTimeout = 5 * time.Second
+	// connectTimeout bounds one PostgreSQL connection attempt when the URL
+	// sets no connect_timeout.
+	connectTimeout = 5 * time.Second
+)
+
+// Store is the order database. It is safe for concurrent use.
+type Store struct {
+	dialect string
+	// db runs transactions and writes; rdb runs reads. They are the same pool
+	// on PostgreSQL and for an in-memory SQLite database.
+	db, rdb *sql.DB
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// Open prepares a Store for url: sqlite://PATH (sqlite://orders.db,
+// sqlite:///abs/path, sqlite://:memory:) or postgres://… / postgresql://…
+// (any pgx connection URL; unknown parameters such as search_path are sent to
+// the server as settings). A PostgreSQL store connects lazily: Open checks the
+// URL and Ping or the first query reaches the server. A SQLite store opens its
+// file at once. Call Migrate before use and Close when done.
+func Open(ctx context.Context, url string, logger *slog.Logger) (*Store, error) {
+	return open(ctx, url, logger, sqliteBusyTimeout)
+}
+
+// open is Open with SQLite's busy timeout as a parameter, for tests.
+func open(ctx context.Context, url string, logger *slog.Logger, busyTimeout time.Duration) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{log: logger, now: time.Now}
+	var err error
+	switch {
+	case strings.HasPrefix(url, "sqlite://"):
+		err = s.openSQLite(ctx, strings.TrimPrefix(url, "sqlite://"), busyTimeout)
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		err = s.openPostgres(url)
+	default:
+		return nil, fmt.Errorf("database url: unsupported scheme in %q: want sqlite://PATH or postgres://…", redactedScheme(url))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// redactedScheme returns only the scheme of a URL, so that an unsupported URL
+// with a password in it is never echoed.
+func redactedScheme(url string) string {
+	if i := strings.Index(url, "://"); i >= 0 {
+		return url[:i+3] + "…"
+	}
+	if len(url) > 16 {
+		return url[:16] + "…"
+	}
+	return url
+}
+
+func (s *Store) openSQLite(ctx context.Context, path string, busyTimeout time.Duration) error {
+	s.dialect = DialectSQLite
+	if path == "" {
+		return errors.New("database url: sqlite:// needs a path, e.g. sqlite://orders.db")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return fmt.Errorf("database url: sqlite path %q must not contain '?' or '#'", path)
+	}
+	busy := fmt.Sprintf("_busy_timeout=%d", busyTimeout.Milliseconds())
+	if path == ":memory:" {
+		// Every connection to :memory: is its own database, so one
+		// connection serves reads and writes and is never closed while
+		// the Store is open.
+		db, err := sql.Open("sqlite", ":memory:?_txlock=immediate&_foreign_keys=1&"+busy)
+		if err != nil {
+			return fmt.Errorf("open sqlite :memory:: %w", err)
+		}
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+		s.db, s.rdb = db, db
+	} else {
+		w, err := sql.Open("sqlite", path+"?_txlock=immediate&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&"+busy)
+		if err != nil {
+			return fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		w.SetMaxOpenConns(1)
+		w.SetMaxIdleConns(1)
+		r, err := sql.Open("sqlite", path+"?_foreign_keys=1&"+busy)
+		if err != nil {
+			_ = w.Close()
+			return fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		r.SetMaxOpenConns(sqliteReaders)
+		r.SetMaxIdleConns(sqliteReaders)
+		r.SetConnMaxIdleTime(5 * time.Minute)
+		s.db, s.rdb = w, r
+	}
+	// Connect the writer now: it switches the file to WAL before any reader
+	// opens it, and a bad path fails here rather than on the first event.
+	if err := s.db.PingContext(ctx); err != nil {
+		_ = s.Close()
+		return classify(fmt.Errorf("open sqlite %s: %w", path, err))
+	}
+	s.log.Info("database opened", "dialect", s.dialect, "path", path)
+	return nil
+}
+
+func (s *Store) openPostgres(url string) error {
+	s.dialect = DialectPostgres
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		// pgx redacts the password in its parse errors.
+		return fmt.Errorf("database url: %w", err)
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = connectTimeout
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(postgresMaxConns)
+	db.SetMaxIdleConns(postgresMaxConns)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	db.SetConnMaxLifetime(30 * time.Minute)
+	s.db, s.rdb = db, db
+	s.log.Info("database opened", "dialect", s.dialect, "host", cfg.Host, "port", cfg.Port, "database", cfg.Database)
+	return nil
+}
+
+// Dialect reports which database the store talks to: "sqlite" or "postgres".
+func (s *Store) Dialect() string { return s.dialect }
+
+// Ping checks that the database answers; a failure to reach it is transient.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.rdb.PingContext(ctx); err != nil {
+		return classify(fmt.Errorf("ping %s: %w", s.dialect, err))
+	}
+	return nil
+}
+
+// Close closes the store's connections. It is safe to call more than once.
+func (s *Store) Close() error {
+	err := s.db.Close()
+	if s.rdb != s.db {
+		err = errors.Join(err, s.rdb.Close())
+	}
+	return err
+}

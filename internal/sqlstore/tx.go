@@ -1,0 +1,139 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/orderd/orderd/internal/order"
+)
+
+// InTx runs fn inside one database transaction, committing it when fn
+// returns nil and rolling it back otherwise (also when fn panics). fn's own
+// error is returned as it is. fn must do all its database work through the
+// order.Tx it is given: on SQLite the transaction holds the store's only
+// write connection.
+//
+// On PostgreSQL the transaction is READ COMMITTED; Tx.Order locks the order
+// row and Reserve/Release are conditional single-row updates, which is what
+// keeps concurrent transactions correct. On SQLite it is BEGIN IMMEDIATE, so
+// write transactions run one at a time.
+func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
+	sqlTx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(fmt.Errorf("begin transaction: %w", err))
+	}
+	finished := false
+	defer func() {
+		// fn panicked or called runtime.Goexit (t.Fatal in a test).
+		if !finished {
+			_ = sqlTx.Rollback()
+		}
+	}()
+	err = fn(&tx{s: s, tx: sqlTx})
+	finished = true
+	if err != nil {
+		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			s.log.WarnContext(ctx, "rollback failed", "error", rbErr, "cause", err)
+		}
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return classify(fmt.Errorf("commit transaction: %w", err))
+	}
+	return nil
+}
+
+// tx is one transaction as the use cases see it (order.Tx).
+type tx struct {
+	s  *Store
+	tx *sql.Tx
+}
+
+var _ order.Tx = (*tx)(nil)
+var _ order.Transactor = (*Store)(nil)
+
+// Order loads an order with its items, locking it until the transaction ends.
+func (t *tx) Order(ctx context.Context, id string) (*order.Order, error) {
+	return t.s.loadOrder(ctx, t.tx, id, true)
+}
+
+// CreateOrder inserts an order with its items; an existing id is a conflict.
+func (t *tx) CreateOrder(ctx context.Context, o *order.Order) error {
+	return t.s.createOrder(ctx, t.tx, o)
+}
+
+// UpdateOrder saves an order's status, computed fields and reserved flags.
+func (t *tx) UpdateOrder(ctx context.Context, o *order.Order) error {
+	return t.s.updateOrder(ctx, t.tx, o)
+}
+
+// Stock loads a product's stock record.
+func (t *tx) Stock(ctx context.Context, productID string) (order.Stock, bool, error) {
+	st, err := t.s.stock(ctx, t.tx, productID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return order.Stock{}, false, nil
+	}
+	if err != nil {
+		return order.Stock{}, false, err
+	}
+	return st, true, nil
+}
+
+// Reserve moves qty from available to reserved in one conditional update, so
+// that concurrent transactions can never take more than there is.
+func (t *tx) Reserve(ctx context.Context, productID string, qty int64) (bool, error) {
+	if qty <= 0 {
+		return false, fmt.Errorf("reserve %d of product %s: quantity must be positive", qty, productID)
+	}
+	res, err := t.tx.ExecContext(ctx, `UPDATE stock
+		SET available = available - $2, reserved = reserved + $2, updated_at = $3
+		WHERE product_id = $1 AND available >= $2`, productID, qty, t.s.timeArg(t.s.now()))
+	if err != nil {
+		return false, classify(fmt.Errorf("reserve %d of product %s: %w", qty, productID, err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, classify(fmt.Errorf("reserve %d of product %s: %w", qty, productID, err))
+	}
+	return n == 1, nil
+}
+
+// Release moves qty from reserved back to available. Releasing more than is
+// reserved, or for a product without stock, is a bug and fails.
+func (t *tx) Release(ctx context.Context, productID string, qty int64) error {
+	if qty <= 0 {
+		return fmt.Errorf("release %d of product %s: quantity must be positive", qty, productID)
+	}
+	res, err := t.tx.ExecContext(ctx, `UPDATE stock
+		SET available = available + $2, reserved = reserved - $2, updated_at = $3
+		WHERE product_id = $1 AND reserved >= $2`, productID, qty, t.s.timeArg(t.s.now()))
+	if err != nil {
+		return classify(fmt.Errorf("release %d of product %s: %w", qty, productID, err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return classify(fmt.Errorf("release %d of product %s: %w", qty, productID, err))
+	}
+	if n == 0 {
+		return fmt.Errorf("release %d of product %s: no stock record with that many reserved", qty, productID)
+	}
+	return nil
+}
+
+// MarkProcessed records eventID in the inbox, reporting false when it was
+// already there. On PostgreSQL a concurrent transaction inserting the same id
+// waits for this one and then finds it.
+func (t *tx) MarkProcessed(ctx context.Context, eventID, eventName string) (bool, error) {
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO processed_events (event_id, event_name, processed_at)
+		VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING`, eventID, eventName, t.s.timeArg(t.s.now()))
+	if err != nil {
+		return false, classify(fmt.Errorf("mark event %s processed: %w", eventID, err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, classify(fmt.Errorf("mark event %s processed: %w", eventID, err))
+	}
+	return n == 1, nil
+}
