@@ -1,0 +1,971 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/orderd/orderd/internal/delivery"
+	"github.com/orderd/orderd/internal/fault"
+)
+
+// Handler processes one record. It returns nil only when the record's effect
+// is committed (in the DB). Its error is routed by fault.Of: permanent errors
+// go to the DLQ at once, transient ones are retried until they pass, and
+// unclassified ones are tried MaxAttempts times before the DLQ. The context
+// carries a *delivery.Meta the handler may fill in (event id, name, order id)
+// and is cancelled only when the consumer gives up waiting for it at
+// shutdown or when the partition is lost.
+type Handler func(ctx context.Context, rec *kgo.Record) error
+
+// State is the consumer's lifecycle state as reported by Status.
+type State string
+
+// States of a Consumer.
+const (
+	// StateConnecting means no broker has answered yet in this session.
+	StateConnecting State = "connecting"
+	// StateRunning means a broker answered or the group was joined.
+	StateRunning State = "running"
+	// StateStopped means the consumer is not consuming (Stop, or Run ended).
+	StateStopped State = "stopped"
+)
+
+// Outcome describes one call of the handler, for metrics, readiness and
+// circuit breakers. Kind and Reason are fault.Of(Err) (zero when Err is nil).
+// DLQ is true when this call's failure was written to the DLQ and
+// acknowledged; the outcome is then reported after the acknowledgement.
+type Outcome struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
+	Kind      fault.Kind
+	Reason    string
+	DLQ       bool
+	Duration  time.Duration // of this handler call
+	Attempts  int           // this call's number, from 1
+}
+
+// Status is the consumer's state for GET …/message_broker/status.
+type Status struct {
+	State        State              `json:"state"`
+	Topics       []string           `json:"topics"`
+	GroupID      string             `json:"group_id"`
+	DLQTopic     string             `json:"dlq_topic"`
+	Assigned     map[string][]int32 `json:"assigned_partitions"`
+	Handled      int64              `json:"records_handled"`
+	DeadLettered int64              `json:"records_dead_lettered"`
+	LastError    string             `json:"last_error,omitempty"`
+	LastErrorAt  *time.Time         `json:"last_error_at,omitempty"`
+}
+
+// ConsumerOption changes a Consumer built by NewConsumer.
+type ConsumerOption func(*Consumer)
+
+// WithObserver has fn called after every handler call with its Outcome. fn
+// is called from the partitions' goroutines, concurrently, and must be quick.
+func WithObserver(fn func(Outcome)) ConsumerOption {
+	return func(c *Consumer) { c.observe = fn }
+}
+
+// WithCommitInterval sets how often finished offsets are committed while
+// consuming, overriding the 1s default. Offsets are also committed when
+// partitions are revoked and at shutdown.
+func WithCommitInterval(d time.Duration) ConsumerOption {
+	return func(c *Consumer) {
+		if d > 0 {
+			c.commitEvery = d
+		}
+	}
+}
+
+// WithClientOpts appends franz-go options to the consumer's client, e.g.
+// kprom hooks or shorter group timeouts in tests. They are applied last.
+func WithClientOpts(opts ...kgo.Opt) ConsumerOption {
+	return func(c *Consumer) { c.clientOpts = append(c.clientOpts, opts...) }
+}
+
+// WithDLQClientOpts appends franz-go options to the client that writes to
+// the DLQ topic (the consumer builds its own), applied after DLQProducerOpts.
+func WithDLQClientOpts(opts ...kgo.Opt) ConsumerOption {
+	return func(c *Consumer) { c.dlqClientOpts = append(c.dlqClientOpts, opts...) }
+}
+
+const (
+	defaultCommitInterval = time.Second
+	// maxQueued records waiting in one partition's queue pause fetching
+	// that partition until half of them are handled, so a partition stuck
+	// on a transient error does not buffer its whole backlog in memory.
+	maxQueued = 1000
+	// commitTimeout bounds one offset commit.
+	commitTimeout = 10 * time.Second
+	// abandonGrace is how long a handler may ignore the cancellation of its
+	// context before its partition is released without it.
+	abandonGrace = 5 * time.Second
+)
+
+// Consumer reads cfg.Topics in consumer group cfg.GroupID and hands every
+// record to the handler: partitions in parallel, the records of a partition
+// strictly in offset order. A record's offset is committed only after the
+// handler returned nil or the record's DLQ copy was acknowledged, so nothing
+// is ever skipped: after a crash or rebalance, unfinished records are
+// delivered again.
+type Consumer struct {
+	cfg           Config
+	handler       Handler
+	logger        *slog.Logger
+	observe       func(Outcome)
+	commitEvery   time.Duration
+	clientOpts    []kgo.Opt
+	dlqClientOpts []kgo.Opt
+	reset         kgo.Offset
+
+	running      atomic.Bool
+	handled      atomic.Int64
+	deadLettered atomic.Int64
+	commitMu     sync.Mutex // serialises commits, so none rewinds another
+
+	mu          sync.Mutex
+	state       State
+	want        bool          // Start (true) or Stop (false)
+	wake        chan struct{} // nudges Run after Start/Stop
+	stopSession context.CancelFunc
+	sessionDone chan struct{}
+	workers     map[topicPartition]*worker
+	lastErr     string
+	lastErrAt   time.Time
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// NewConsumer checks cfg and returns a consumer that starts consuming when
+// Run is called. Zero retry and shutdown settings in cfg get their defaults.
+func NewConsumer(cfg Config, h Handler, logger *slog.Logger, opts ...ConsumerOption) (*Consumer, error) {
+	if h == nil {
+		return nil, errors.New("kafka consumer: nil handler")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.consumerDefaults()
+	if len(cfg.Topics) == 0 {
+		return nil, errors.New("KAFKA_TOPIC: no topic to consume")
+	}
+	if cfg.GroupID == "" {
+		return nil, errors.New("KAFKA_GROUP_ID: empty")
+	}
+	if cfg.DLQTopic == "" {
+		return nil, errors.New("KAFKA_DLQ_TOPIC: empty")
+	}
+	if slices.Contains(cfg.Topics, cfg.DLQTopic) {
+		return nil, fmt.Errorf("KAFKA_DLQ_TOPIC: %q is also consumed (KAFKA_TOPIC); failures would loop", cfg.DLQTopic)
+	}
+	var reset kgo.Offset
+	switch cfg.AutoOffsetReset {
+	case "earliest":
+		reset = kgo.NewOffset().AtStart()
+	case "latest":
+		reset = kgo.NewOffset().AtEnd()
+	default:
+		return nil, fmt.Errorf("KAFKA_AUTO_OFFSET_RESET: %q is not one of earliest, latest", cfg.AutoOffsetReset)
+	}
+	if _, err := cfg.ClientOpts(); err != nil {
+		return nil, err
+	}
+	c := &Consumer{
+		cfg:         cfg,
+		handler:     h,
+		logger:      logger,
+		commitEvery: defaultCommitInterval,
+		reset:       reset,
+		state:       StateConnecting,
+		want:        true,
+		wake:        make(chan struct{}, 1),
+		workers:     make(map[topicPartition]*worker),
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// Run consumes until ctx is done, then shuts down gracefully: it stops
+// fetching, lets in-flight records finish within cfg.ShutdownTimeout,
+// commits what finished, leaves the group and closes its clients. While
+// stopped by Stop it waits for Start. Run returns nil after a shutdown
+// caused by ctx, or an error if a client cannot be built. It may be called
+// only once.
+func (c *Consumer) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("kafka consumer: Run called more than once")
+	}
+	defer c.setState(StateStopped)
+	for {
+		c.mu.Lock()
+		want := c.want
+		if !want {
+			c.state = StateStopped
+		}
+		c.mu.Unlock()
+		if !want {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-c.wake:
+				continue
+			}
+		}
+		if err := c.runSession(ctx); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// Start resumes consuming after Stop: a new client joins the group again.
+// It does not wait and does nothing if the consumer is consuming.
+func (c *Consumer) Start() {
+	c.mu.Lock()
+	if !c.want {
+		c.want = true
+		if c.running.Load() && c.stopSession == nil {
+			c.state = StateConnecting
+		}
+	}
+	c.mu.Unlock()
+	c.nudge()
+}
+
+// Stop stops consuming and returns when the in-flight records have finished
+// (within cfg.ShutdownTimeout), their offsets are committed and the group is
+// left, so that other instances in the group take the partitions over. It
+// does nothing if the consumer is already stopped. Stop must not be called
+// from the handler.
+func (c *Consumer) Stop() {
+	c.mu.Lock()
+	c.want = false
+	cancel, done := c.stopSession, c.sessionDone
+	if cancel == nil {
+		c.state = StateStopped
+	}
+	c.mu.Unlock()
+	c.nudge()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// State reports whether the consumer is connecting, running or stopped.
+func (c *Consumer) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// Status reports the consumer's state, assignment, counters and last error.
+func (c *Consumer) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := Status{
+		State:        c.state,
+		Topics:       slices.Clone(c.cfg.Topics),
+		GroupID:      c.cfg.GroupID,
+		DLQTopic:     c.cfg.DLQTopic,
+		Assigned:     make(map[string][]int32),
+		Handled:      c.handled.Load(),
+		DeadLettered: c.deadLettered.Load(),
+		LastError:    c.lastErr,
+	}
+	for tp := range c.workers {
+		st.Assigned[tp.topic] = append(st.Assigned[tp.topic], tp.partition)
+	}
+	for _, ps := range st.Assigned {
+		slices.Sort(ps)
+	}
+	if !c.lastErrAt.IsZero() {
+		at := c.lastErrAt
+		st.LastErrorAt = &at
+	}
+	return st
+}
+
+func (c *Consumer) nudge() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Consumer) setState(s State) {
+	c.mu.Lock()
+	c.state = s
+	c.mu.Unlock()
+}
+
+// markRunning moves a connecting consumer to running.
+func (c *Consumer) markRunning() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == StateConnecting && c.stopSession != nil {
+		c.state = StateRunning
+	}
+}
+
+func (c *Consumer) noteError(err error) {
+	c.mu.Lock()
+	c.lastErr = CutUTF8(err.Error(), MaxErrorReasonBytes)
+	c.lastErrAt = time.Now()
+	c.mu.Unlock()
+}
+
+func (c *Consumer) emit(o Outcome) {
+	if c.observe != nil {
+		c.observe(o)
+	}
+}
+
+// runSession runs one client's life: from connecting until ctx is done or
+// Stop is called, then the graceful shutdown.
+func (c *Consumer) runSession(ctx context.Context) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+
+	c.mu.Lock()
+	if !c.want {
+		c.mu.Unlock()
+		return nil
+	}
+	c.stopSession, c.sessionDone = cancel, done
+	c.state = StateConnecting
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.stopSession, c.sessionDone = nil, nil
+		c.state = StateStopped
+		c.mu.Unlock()
+		close(done)
+	}()
+
+	s, err := c.newSession(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	c.logger.Info("kafka consumer starting",
+		"group_id", c.cfg.GroupID, "topics", c.cfg.Topics, "dlq_topic", c.cfg.DLQTopic)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { s.connect(sctx) })
+	wg.Go(func() { s.commitLoop(sctx) })
+	s.poll(sctx)
+	wg.Wait()
+
+	s.shutdown()
+	return nil
+}
+
+// session is one consumer client and its DLQ producer, from creation to
+// close. Stop and Start make a new session.
+type session struct {
+	c         *Consumer
+	cl        *kgo.Client
+	dlqClient *kgo.Client
+	dlq       *DLQ
+	workCtx   context.Context // parent of the workers' contexts; never cancelled by stop
+
+	// releaseMu serialises revoke, lost and shutdown, so a rebalance
+	// waits until shutdown has finished and committed its partitions.
+	releaseMu sync.Mutex
+	closing   bool // guarded by c.mu: no new workers
+	closeOnce sync.Once
+}
+
+func (c *Consumer) newSession(ctx context.Context) (*session, error) {
+	s := &session{c: c, workCtx: context.WithoutCancel(ctx)}
+	base, err := c.cfg.ClientOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts := append(slices.Clone(base),
+		kgo.ConsumerGroup(c.cfg.GroupID),
+		kgo.ConsumeTopics(c.cfg.Topics...),
+		kgo.ConsumeResetOffset(c.reset),
+		kgo.DisableAutoCommit(),
+		// Rebalance callbacks run only between polls, so records from a
+		// poll never reach a partition that was revoked meanwhile.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(s.assigned),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.lost),
+		kgo.FetchMaxPartitionBytes(MaxRecordBytes),
+		kgo.WithLogger(ClientLogger(c.logger)),
+	)
+	opts = append(opts, c.clientOpts...)
+	if s.cl, err = kgo.NewClient(opts...); err != nil {
+		return nil, fmt.Errorf("kafka consumer: %w", err)
+	}
+	dopts := append(slices.Clone(base), DLQProducerOpts()...)
+	dopts = append(dopts, kgo.WithLogger(ClientLogger(c.logger)))
+	dopts = append(dopts, c.dlqClientOpts...)
+	if s.dlqClient, err = kgo.NewClient(dopts...); err != nil {
+		s.cl.Close()
+		return nil, fmt.Errorf("kafka dlq producer: %w", err)
+	}
+	if s.dlq, err = NewDLQ(s.dlqClient, c.cfg, c.logger); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// close closes both clients; it is safe to call more than once.
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		s.cl.CloseAllowingRebalance()
+		if s.dlqClient != nil {
+			s.dlqClient.Close()
+		}
+	})
+}
+
+// connect pings the brokers until one answers (1s, 2s, … 16s apart) so that
+// State leaves connecting and an unreachable cluster shows in the logs. The
+// client itself keeps trying to join the group meanwhile.
+func (s *session) connect(ctx context.Context) {
+	bo := newBackoff(time.Second, 16*time.Second)
+	for try := 1; ; try++ {
+		if s.c.State() != StateConnecting {
+			return
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.cl.Ping(pctx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			s.c.markRunning()
+			s.c.logger.Info("kafka broker reachable", "brokers", s.c.cfg.Brokers)
+			return
+		}
+		wait := bo.NextBackOff()
+		s.c.noteError(fmt.Errorf("kafka unreachable: %w", err))
+		s.c.logger.Warn("kafka broker unreachable; retrying",
+			"brokers", s.c.cfg.Brokers, "try", try, "retry_in", wait, "error", err.Error())
+		if !pause(ctx, nil, wait) {
+			return
+		}
+	}
+}
+
+// poll fetches until ctx is done and hands each partition's records to its
+// worker. Rebalances happen only between two polls (BlockRebalanceOnPoll).
+func (s *session) poll(ctx context.Context) {
+	for {
+		fetches := s.cl.PollFetches(ctx)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			s.cl.AllowRebalance()
+			return
+		}
+		failed := false
+		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+				return
+			}
+			failed = true
+			s.c.noteError(fmt.Errorf("fetch %s[%d]: %w", t, p, err))
+			s.c.logger.Warn("kafka fetch failed", "topic", t, "partition", p, "error", err.Error())
+		})
+		fetches.EachPartition(func(ftp kgo.FetchTopicPartition) {
+			if len(ftp.Records) == 0 {
+				return
+			}
+			w := s.c.worker(ftp.Topic, ftp.Partition)
+			if w == nil {
+				// Not ours (any more); the records stay uncommitted
+				// and are fetched again by the partition's owner.
+				s.c.logger.Debug("records for an unassigned partition dropped",
+					"topic", ftp.Topic, "partition", ftp.Partition, "records", len(ftp.Records))
+				return
+			}
+			w.enqueue(ftp.Records)
+		})
+		s.cl.AllowRebalance()
+		if failed && fetches.NumRecords() == 0 {
+			pause(ctx, nil, 250*time.Millisecond) // do not spin on a lasting error
+		}
+	}
+}
+
+// commitLoop commits finished offsets every commit interval.
+func (s *session) commitLoop(ctx context.Context) {
+	t := time.NewTicker(s.c.commitEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = s.commit(s.c.currentWorkers())
+		}
+	}
+}
+
+func (c *Consumer) currentWorkers() []*worker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Collect(maps.Values(c.workers))
+}
+
+func (c *Consumer) worker(topic string, partition int32) *worker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.workers[topicPartition{topic, partition}]
+}
+
+// commit commits, synchronously, the offsets the workers have finished and
+// not yet committed. Offsets only move forward: commits are serialised and
+// each worker remembers what it committed.
+func (s *session) commit(ws []*worker) error {
+	s.c.commitMu.Lock()
+	defer s.c.commitMu.Unlock()
+
+	offsets := make(map[string]map[int32]kgo.EpochOffset)
+	byTP := make(map[topicPartition]*worker)
+	for _, w := range ws {
+		eo, ok := w.progress()
+		if !ok || w.released || eo.Offset <= w.committed {
+			continue
+		}
+		if offsets[w.topic] == nil {
+			offsets[w.topic] = make(map[int32]kgo.EpochOffset)
+		}
+		offsets[w.topic][w.partition] = eo
+		byTP[topicPartition{w.topic, w.partition}] = w
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+
+	ctx, cancel := context.WithTimeout(s.workCtx, commitTimeout)
+	defer cancel()
+	var errs []error
+	s.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					errs = append(errs, fmt.Errorf("%s[%d]: %w", t.Topic, p.Partition, err))
+					continue
+				}
+				if w := byTP[topicPartition{t.Topic, p.Partition}]; w != nil {
+					w.committed = offsets[t.Topic][p.Partition].Offset
+				}
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		err = fmt.Errorf("kafka offset commit: %w", err)
+		s.c.noteError(err)
+		s.c.logger.Warn("offset commit failed; the records will be delivered again unless a later commit succeeds",
+			"offsets", offsetAttrs(offsets), "error", err.Error())
+		return err
+	}
+	s.c.logger.Debug("offsets committed", "offsets", offsetAttrs(offsets))
+	return nil
+}
+
+func offsetAttrs(offsets map[string]map[int32]kgo.EpochOffset) map[string]map[int32]int64 {
+	out := make(map[string]map[int32]int64, len(offsets))
+	for t, ps := range offsets {
+		out[t] = make(map[int32]int64, len(ps))
+		for p, eo := range ps {
+			out[t][p] = eo.Offset
+		}
+	}
+	return out
+}
+
+// assigned starts a worker for each newly assigned partition.
+func (s *session) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	c := s.c
+	c.mu.Lock()
+	if s.closing {
+		c.mu.Unlock()
+		return
+	}
+	for t, ps := range assigned {
+		for _, p := range ps {
+			tp := topicPartition{t, p}
+			if c.workers[tp] != nil {
+				continue
+			}
+			w := newWorker(s, t, p)
+			c.workers[tp] = w
+			go w.run()
+		}
+	}
+	if c.state == StateConnecting {
+		c.state = StateRunning
+	}
+	c.mu.Unlock()
+	if len(assigned) > 0 {
+		c.logger.Info("kafka partitions assigned", "group_id", c.cfg.GroupID, "partitions", assigned)
+	}
+}
+
+// revoked stops the revoked partitions' workers after their in-flight
+// record and commits what they finished, before the group moves the
+// partitions elsewhere.
+func (s *session) revoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	s.releaseMu.Lock()
+	defer s.releaseMu.Unlock()
+	ws := s.c.detach(revoked)
+	s.release(ws, true)
+	if len(ws) > 0 {
+		s.c.logger.Info("kafka partitions revoked", "group_id", s.c.cfg.GroupID, "partitions", revoked)
+	}
+}
+
+// lost stops the lost partitions' workers at once without committing: the
+// group has already given them to another member.
+func (s *session) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.releaseMu.Lock()
+	defer s.releaseMu.Unlock()
+	ws := s.c.detach(lost)
+	s.release(ws, false)
+	if len(ws) > 0 {
+		s.c.logger.Warn("kafka partitions lost; unfinished records will be delivered again",
+			"group_id", s.c.cfg.GroupID, "partitions", lost)
+	}
+}
+
+// shutdown releases every partition gracefully, then leaves the group and
+// closes the clients.
+func (s *session) shutdown() {
+	s.releaseMu.Lock()
+	s.c.mu.Lock()
+	s.closing = true
+	s.c.mu.Unlock()
+	ws := s.c.detach(nil)
+	s.release(ws, true)
+	s.releaseMu.Unlock()
+	s.close()
+	s.c.logger.Info("kafka consumer stopped", "group_id", s.c.cfg.GroupID,
+		"handled", s.c.handled.Load(), "dead_lettered", s.c.deadLettered.Load())
+}
+
+// detach removes the workers of tps (all workers when tps is nil) from the
+// consumer and returns them.
+func (c *Consumer) detach(tps map[string][]int32) []*worker {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ws []*worker
+	for tp, w := range c.workers {
+		if tps == nil || slices.Contains(tps[tp.topic], tp.partition) {
+			ws = append(ws, w)
+			delete(c.workers, tp)
+		}
+	}
+	return ws
+}
+
+// release stops ws. Gracefully, each worker finishes its in-flight record
+// (within ShutdownTimeout, then its context is cancelled) and the finished
+// offsets are committed; otherwise the workers are cancelled at once and
+// nothing is committed. Records a worker had not finished stay uncommitted.
+func (s *session) release(ws []*worker, graceful bool) {
+	for _, w := range ws {
+		w.stop()
+		if !graceful {
+			w.cancel()
+		}
+	}
+	all := make(chan struct{})
+	go func() {
+		for _, w := range ws {
+			<-w.done
+		}
+		close(all)
+	}()
+	timeout := time.NewTimer(s.c.cfg.ShutdownTimeout)
+	defer timeout.Stop()
+	select {
+	case <-all:
+	case <-timeout.C:
+		s.c.logger.Warn("in-flight records did not finish within the shutdown timeout; cancelling them",
+			"shutdown_timeout", s.c.cfg.ShutdownTimeout)
+		for _, w := range ws {
+			w.cancel()
+		}
+		select {
+		case <-all:
+		case <-time.After(abandonGrace):
+			s.c.logger.Error("a handler ignores the cancellation of its context; releasing its partition without it")
+		}
+	}
+	if graceful {
+		_ = s.commit(ws)
+	}
+	s.c.commitMu.Lock()
+	for _, w := range ws {
+		w.released = true
+		w.cancel()
+	}
+	s.c.commitMu.Unlock()
+
+	if len(ws) > 0 {
+		tps := make(map[string][]int32)
+		for _, w := range ws {
+			tps[w.topic] = append(tps[w.topic], w.partition)
+		}
+		// A partition paused for backpressure must fetch again if it is
+		// ever assigned back to this client.
+		s.cl.ResumeFetchPartitions(tps)
+	}
+}
+
+// worker handles one assigned partition's records in order.
+type worker struct {
+	s         *session
+	topic     string
+	partition int32
+
+	mu          sync.Mutex
+	queue       []*kgo.Record
+	paused      bool
+	finished    kgo.EpochOffset // next offset to consume after the last finished record
+	hasFinished bool
+
+	wake     chan struct{} // records were queued
+	quit     chan struct{} // closed: finish the in-flight record, start no other
+	quitOnce sync.Once
+	ctx      context.Context // the handler's; cancelled only when giving up on it
+	cancel   context.CancelFunc
+	done     chan struct{}
+
+	committed int64 // guarded by c.commitMu
+	released  bool  // guarded by c.commitMu
+}
+
+func newWorker(s *session, topic string, partition int32) *worker {
+	ctx, cancel := context.WithCancel(s.workCtx)
+	return &worker{
+		s: s, topic: topic, partition: partition,
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{}),
+		ctx: ctx, cancel: cancel, committed: -1,
+	}
+}
+
+func (w *worker) stop() { w.quitOnce.Do(func() { close(w.quit) }) }
+
+func (w *worker) tps() map[string][]int32 { return map[string][]int32{w.topic: {w.partition}} }
+
+// enqueue appends records for the worker, pausing the partition's fetches
+// when too many wait.
+func (w *worker) enqueue(recs []*kgo.Record) {
+	w.mu.Lock()
+	w.queue = append(w.queue, recs...)
+	if len(w.queue) >= maxQueued && !w.paused {
+		w.paused = true
+		w.s.cl.PauseFetchPartitions(w.tps())
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next queued record, waiting for one, or nil once the
+// worker is told to stop.
+func (w *worker) next() *kgo.Record {
+	for {
+		if stopped(w.quit) {
+			return nil
+		}
+		w.mu.Lock()
+		if len(w.queue) > 0 {
+			rec := w.queue[0]
+			w.queue[0] = nil
+			w.queue = w.queue[1:]
+			if w.paused && len(w.queue) <= maxQueued/2 {
+				w.paused = false
+				w.s.cl.ResumeFetchPartitions(w.tps())
+			}
+			w.mu.Unlock()
+			return rec
+		}
+		w.mu.Unlock()
+		select {
+		case <-w.wake:
+		case <-w.quit:
+			return nil
+		}
+	}
+}
+
+func (w *worker) progress() (kgo.EpochOffset, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.finished, w.hasFinished
+}
+
+func (w *worker) run() {
+	defer close(w.done)
+	for {
+		rec := w.next()
+		if rec == nil || !w.process(rec) {
+			return
+		}
+		w.mu.Lock()
+		w.finished = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
+		w.hasFinished = true
+		w.mu.Unlock()
+	}
+}
+
+// process hands rec to the handler until it is finished: handled, or
+// acknowledged on the DLQ. It returns false if the worker was told to stop
+// first; rec is then unfinished and must not be committed.
+func (w *worker) process(rec *kgo.Record) bool {
+	c := w.s.c
+	meta := &delivery.Meta{CorrelationID: correlationID(rec)}
+	ctx := delivery.WithMeta(w.ctx, meta)
+	attrs := func(extra ...slog.Attr) []slog.Attr {
+		a := append(meta.LogAttrs(),
+			slog.String("topic", rec.Topic),
+			slog.Int("partition", int(rec.Partition)),
+			slog.Int64("offset", rec.Offset))
+		if meta.EventName != "" {
+			a = append(a, slog.String("event_name", meta.EventName))
+		}
+		return append(a, extra...)
+	}
+	c.logger.LogAttrs(ctx, slog.LevelDebug, "record received", attrs(slog.Int("bytes", len(rec.Value)))...)
+
+	bo := newBackoff(c.cfg.RetryInitial, c.cfg.RetryMax)
+	for attempt := 1; ; attempt++ {
+		meta.Attempt = attempt
+		start := time.Now()
+		err := c.call(ctx, rec)
+		out := Outcome{
+			Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+			Err: err, Duration: time.Since(start), Attempts: attempt,
+		}
+		if err == nil {
+			c.handled.Add(1)
+			c.logger.LogAttrs(ctx, slog.LevelInfo, "record handled",
+				attrs(slog.Int("attempts", attempt), slog.Duration("duration", out.Duration))...)
+			c.emit(out)
+			return true
+		}
+		out.Kind, out.Reason = fault.Of(err)
+		if w.ctx.Err() != nil {
+			c.logger.LogAttrs(ctx, slog.LevelWarn, "record abandoned while stopping; it will be delivered again",
+				attrs(slog.Int("attempts", attempt), slog.String("error", err.Error()))...)
+			c.emit(out)
+			return false
+		}
+
+		var errorKind string
+		switch {
+		case out.Kind == fault.Permanent:
+			errorKind = out.Reason
+			if errorKind == "" {
+				errorKind = fault.Permanent.String()
+			}
+		case out.Kind == fault.Unclassified && attempt >= c.cfg.MaxAttempts:
+			errorKind = ErrorKindExhausted
+		}
+		if errorKind != "" {
+			return w.deadLetter(ctx, rec, meta, out, errorKind, attrs)
+		}
+
+		wait := bo.NextBackOff()
+		c.noteError(err)
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "record failed; retrying",
+			attrs(slog.String("error_kind", out.Kind.String()), slog.String("reason", out.Reason),
+				slog.Int("attempts", attempt), slog.Duration("retry_in", wait),
+				slog.String("error", err.Error()))...)
+		c.emit(out)
+		if !pause(w.ctx, w.quit, wait) {
+			c.logger.LogAttrs(ctx, slog.LevelInfo, "retry abandoned: partition released; the record will be delivered again",
+				attrs(slog.Int("attempts", attempt))...)
+			return false
+		}
+	}
+}
+
+// deadLetter writes rec to the DLQ, retrying until acknowledged, and reports
+// whether it was.
+func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, meta *delivery.Meta, out Outcome, errorKind string, attrs func(...slog.Attr) []slog.Attr) bool {
+	c := w.s.c
+	if err := w.s.dlq.publish(ctx, w.quit, rec, meta, out.Err, errorKind, out.Attempts); err != nil {
+		c.logger.LogAttrs(ctx, slog.LevelWarn, "dead-letter write abandoned: partition released; the record will be delivered again",
+			attrs(slog.String("error_kind", errorKind), slog.String("error", err.Error()))...)
+		c.emit(out)
+		return false
+	}
+	c.deadLettered.Add(1)
+	c.noteError(out.Err)
+	level := slog.LevelWarn
+	if errorKind == ErrorKindExhausted {
+		level = slog.LevelError
+	}
+	c.logger.LogAttrs(ctx, level, "record sent to the dead-letter topic",
+		attrs(slog.String("dlq_topic", w.s.dlq.Topic()), slog.String("error_kind", errorKind),
+			slog.Int("attempts", out.Attempts), slog.Duration("duration", out.Duration),
+			slog.String("error", out.Err.Error()))...)
+	out.DLQ = true
+	c.emit(out)
+	return true
+}
+
+// call runs the handler, turning a panic into an unclassified error so one
+// bad record cannot take the service down.
+func (c *Consumer) call(ctx context.Context, rec *kgo.Record) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.logger.LogAttrs(ctx, slog.LevelError, "handler panicked",
+				append(delivery.MetaFrom(ctx).LogAttrs(),
+					slog.Any("panic", r), slog.String("stack", string(debug.Stack())))...)
+			err = fmt.Errorf("handler panic: %v", r)
+		}
+	}()
+	return c.handler(ctx, rec)
+}
+
+// correlationID returns the record's correlation_id header, or a new UUID
+// when it has none or an empty one.
+func correlationID(rec *kgo.Record) string {
+	for _, h := range rec.Headers {
+		if h.Key == HeaderCorrelationID && len(h.Value) > 0 {
+			return string(h.Value)
+		}
+	}
+	return uuid.NewString()
+}
