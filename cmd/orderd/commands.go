@@ -100,7 +100,8 @@ func serve(ctx context.Context, args []string, getenv func(string) (string, bool
 		return err
 	}
 	defer done()
-	logger.Info("starting "+cfg.AppName, "version", version(), "config", cfg)
+	logger.Info("starting "+cfg.AppName, "version", version())
+	logger.Debug("configuration", "config", cfg)
 	a, err := app.New(ctx, cfg, logger, app.Options{})
 	if err != nil {
 		logger.Error("start-up failed", "err", err)

@@ -80,7 +80,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 			return nil, fmt.Errorf("embedded broker (EMBEDDED_KAFKA_ADDR=%s): %w", cfg.EmbeddedKafkaAddr, err)
 		}
 		kcfg.Brokers = []string{a.embedded.Addr()}
-		logger.Info("embedded Kafka broker listening", "addr", a.embedded.Addr(), "data_dir", cfg.EmbeddedKafkaDir)
 	}
 
 	a.store, err = openStore(ctx, cfg.DatabaseURL, logger)

@@ -72,12 +72,12 @@ func (h *Handler) Handle(ctx context.Context, value []byte) (Result, error) {
 	if err != nil {
 		return "", err
 	}
-	if h.logger.Enabled(ctx, slog.LevelInfo) {
+	if h.logger.Enabled(ctx, slog.LevelDebug) {
 		msg := "event " + string(result)
 		if result == Applied {
 			msg += ": " + summary
 		}
-		h.logger.LogAttrs(ctx, slog.LevelInfo, msg, append(meta.LogAttrs(),
+		h.logger.LogAttrs(ctx, slog.LevelDebug, msg, append(meta.LogAttrs(),
 			slog.String("event_name", ev.Name),
 			slog.Duration("took", time.Since(start)))...)
 	}

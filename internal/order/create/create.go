@@ -144,13 +144,15 @@ func (d *Data) Parse(now time.Time) (Input, error) {
 		return Input{}, invalid("totalAmount %s != sum of item totals %s", cur.Format(total), cur.Format(sum))
 	}
 	in := Input{CreatedAtGiven: d.CreatedAt != ""}
-	created := now.UTC()
+	created := now.UTC().Truncate(time.Microsecond)
 	if in.CreatedAtGiven {
 		t, err := time.Parse(time.RFC3339Nano, d.CreatedAt)
 		if err != nil {
 			return Input{}, invalid("createdAt %q: want an RFC 3339 time", d.CreatedAt)
 		}
-		created = t.UTC()
+		// Stores keep microseconds (PostgreSQL's precision); cutting here
+		// keeps a re-sent event equal to what was stored.
+		created = t.UTC().Truncate(time.Microsecond)
 	}
 	in.Order = &order.Order{
 		ID:             d.OrderID,
@@ -272,10 +274,17 @@ func Run(ctx context.Context, tx Store, in Input) (Output, error) {
 	existing, err := tx.Order(ctx, in.Order.ID)
 	switch {
 	case errors.Is(err, order.ErrNotFound):
-		if err := tx.CreateOrder(ctx, in.Order); err != nil {
+		err = tx.CreateOrder(ctx, in.Order)
+		if err == nil {
+			return Output{Order: in.Order, Created: true}, nil
+		}
+		if order.ReasonOf(err) != order.ReasonConflict {
 			return Output{}, err
 		}
-		return Output{Order: in.Order, Created: true}, nil
+		// Created concurrently by another transaction: compare with it.
+		if existing, err = tx.Order(ctx, in.Order.ID); err != nil {
+			return Output{}, err
+		}
 	case err != nil:
 		return Output{}, err
 	}

@@ -1,0 +1,296 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/orderd/orderd/internal/app/apptest"
+	"github.com/orderd/orderd/internal/kafka"
+	"github.com/orderd/orderd/internal/order"
+	"github.com/orderd/orderd/internal/sqlstore"
+	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
+)
+
+const seedEvent = `{"id":"550e8400-e29b-41d4-a716-446655440000","name":"OrderCreated","data":{"orderId":"12345","customerId":"cust-789","totalAmount":150.0,"currency":"INR","status":"CREATED","items":[{"productId":"prod-001","quantity":2,"unitPrice":75.0,"totalPrice":150.0}],"createdAt":"2026-01-05T11:34:53.145Z"}}`
+
+func client(t *testing.T, addr string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ProducerBatchMaxBytes(4 << 20)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func produce(t *testing.T, cl *kgo.Client, recs ...*kgo.Record) {
+	t.Helper()
+	for _, r := range recs {
+		if r.Topic == "" {
+			r.Topic = "order-events"
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// readDLQ returns every record on the DLQ topic once there are at least want.
+func readDLQ(t *testing.T, addr string, want int) []*kgo.Record {
+	t.Helper()
+	cl := client(t, addr, kgo.ConsumeTopics("orders-dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxPartitionBytes(32<<20), kgo.FetchMaxBytes(64<<20))
+	var got []*kgo.Record
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("DLQ has %d records, want %d", len(got), want)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, r) })
+	}
+	// Anything more arriving shortly after would be a duplicate.
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, r) })
+	return got
+}
+
+func header(r *kgo.Record, key string) (string, bool) {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value), true
+		}
+	}
+	return "", false
+}
+
+func orderStatus(t *testing.T, st *sqlstore.Store, id string) order.Status {
+	t.Helper()
+	o, err := st.GetOrder(context.Background(), id)
+	if err != nil {
+		return ""
+	}
+	return o.Status
+}
+
+func TestPipelineEndToEnd(t *testing.T) {
+	for _, dialect := range sqlstoretest.Dialects(t) {
+		t.Run(dialect, func(t *testing.T) {
+			in := apptest.Start(t, apptest.Options{Dialect: dialect})
+			st := in.App.Store()
+			ctx := context.Background()
+			if _, err := st.SetStock(ctx, "prod-001", 10); err != nil {
+				t.Fatal(err)
+			}
+			cl := client(t, in.App.BrokerAddr())
+
+			// A valid event and its exact duplicate: one effect.
+			corr := []kgo.RecordHeader{{Key: "correlation_id", Value: []byte("corr-seed")}}
+			produce(t, cl,
+				&kgo.Record{Key: []byte("12345"), Value: []byte(seedEvent), Headers: corr},
+				&kgo.Record{Key: []byte("12345"), Value: []byte(seedEvent), Headers: corr})
+			apptest.Eventually(t, 20*time.Second, "seed order processed", func() bool {
+				return orderStatus(t, st, "12345") == order.StatusProcessing
+			})
+			o, _ := st.GetOrder(ctx, "12345")
+			if *o.ShippingCost != 0 || *o.Discount != 1500 || *o.FinalTotal != 13500 {
+				t.Errorf("seed order amounts = %d %d %d", *o.ShippingCost, *o.Discount, *o.FinalTotal)
+			}
+
+			// Poison and rule-rejected records, each with headers that must survive byte for byte.
+			odd := []kgo.RecordHeader{{Key: "trace", Value: []byte{0x00, 0xff, 0x10}}, {Key: "empty", Value: nil}, {Key: "correlation_id", Value: []byte("corr-bad")}}
+			fraud := `{"id":"ev-fraud","name":"OrderCreated","data":{"orderId":"big-1","customerId":"c","totalAmount":10000.01,"currency":"USD","items":[{"productId":"x","quantity":1,"unitPrice":10000.01,"totalPrice":10000.01}]}}`
+			bad := []*kgo.Record{
+				{Key: []byte("k-malformed"), Value: []byte(`{"id": "1", "name": `), Headers: odd},
+				{Key: nil, Value: []byte("{\"id\":\"2\",\"name\":\"OrderCreated\",\"data\":{\"x\":\"\xff\xfe\"}}"), Headers: odd},
+				{Key: []byte("k-unknown"), Value: []byte(`{"id":"ev-unknown","name":"OrderTeleported","data":{"orderId":"12345"}}`), Headers: odd},
+				{Key: []byte("big-1"), Value: []byte(fraud), Headers: odd},
+				{Key: []byte("12345"), Value: []byte(`{"id":"ev-ship-early","name":"OrderDelivered","data":{"orderId":"12345"}}`), Headers: odd},
+			}
+			wantKind := map[string]string{"k-malformed": "malformed_json", "": "invalid_utf8", "k-unknown": "unknown_event", "big-1": "fraud_review", "12345": "invalid_transition"}
+			produce(t, cl, bad...)
+
+			// The cancellation of the seed order: refund 128.25.
+			produce(t, cl, &kgo.Record{Key: []byte("12345"), Value: []byte(`{"id":"ev-cancel","name":"OrderCancelled","data":{"orderId":"12345","reason":"changed my mind"}}`)})
+			apptest.Eventually(t, 20*time.Second, "seed order cancelled", func() bool {
+				return orderStatus(t, st, "12345") == order.StatusCancelled
+			})
+			o, _ = st.GetOrder(ctx, "12345")
+			if *o.RefundAmount != 12825 || o.CancellationReason != "changed my mind" {
+				t.Errorf("refund = %d, reason %q", *o.RefundAmount, o.CancellationReason)
+			}
+			if s, _ := st.GetStock(ctx, "prod-001"); s.Available != 10 || s.Reserved != 0 {
+				t.Errorf("stock after cancel = %+v, want 10 available, 0 reserved (reserved once, released once)", s)
+			}
+
+			dlq := readDLQ(t, in.App.BrokerAddr(), len(bad))
+			if len(dlq) != len(bad) {
+				t.Fatalf("DLQ has %d records, want %d (no duplicates, nothing valid)", len(dlq), len(bad))
+			}
+			for _, d := range dlq {
+				var orig *kgo.Record
+				for _, b := range bad {
+					if bytes.Equal(b.Key, d.Key) && bytes.Equal(b.Value, d.Value) {
+						orig = b
+					}
+				}
+				if orig == nil {
+					t.Errorf("DLQ record with key %q is not byte-identical to any bad record", d.Key)
+					continue
+				}
+				if len(d.Headers) < len(odd) {
+					t.Fatalf("DLQ headers = %v", d.Headers)
+				}
+				for i, h := range odd {
+					if d.Headers[i].Key != h.Key || !bytes.Equal(d.Headers[i].Value, h.Value) {
+						t.Errorf("header %d = %q:%x, want %q:%x", i, d.Headers[i].Key, d.Headers[i].Value, h.Key, h.Value)
+					}
+				}
+				kind, _ := header(d, kafka.HeaderErrorKind)
+				if kind != wantKind[string(d.Key)] {
+					t.Errorf("key %q: error_kind = %q, want %q", d.Key, kind, wantKind[string(d.Key)])
+				}
+				for _, k := range []string{kafka.HeaderErrorReason, kafka.HeaderOriginalTopic, kafka.HeaderOriginalPartition, kafka.HeaderOriginalOffset, kafka.HeaderOriginalTimestamp, kafka.HeaderAttempts, kafka.HeaderFailedAt} {
+					if v, ok := header(d, k); !ok || v == "" {
+						t.Errorf("key %q: header %s missing", d.Key, k)
+					}
+				}
+				if v, _ := header(d, kafka.HeaderOriginalTopic); v != "order-events" {
+					t.Errorf("original_topic = %q", v)
+				}
+				if v, _ := header(d, kafka.HeaderOriginalOffset); v != strconv.FormatInt(orig.Offset, 10) {
+					t.Errorf("original_offset = %q, want %d", v, orig.Offset)
+				}
+				if v, _ := header(d, kafka.HeaderCorrelationID); v != "corr-bad" {
+					t.Errorf("correlation_id = %q, want the original's", v)
+				}
+				if string(d.Key) == "big-1" {
+					if v, _ := header(d, kafka.HeaderEventID); v != "ev-fraud" {
+						t.Errorf("event_id = %q", v)
+					}
+					if v, _ := header(d, kafka.HeaderEventName); v != "OrderCreated" {
+						t.Errorf("event_name = %q", v)
+					}
+				}
+			}
+			// The fraud order is kept, unprocessed, for review.
+			if got := orderStatus(t, st, "big-1"); got != order.StatusNew {
+				t.Errorf("fraud order status = %q, want new (kept for review)", got)
+			}
+		})
+	}
+}
+
+// committed returns the group's committed offsets summed over partitions, and
+// the end offsets summed likewise.
+func committed(t *testing.T, addr string) (int64, int64) {
+	t.Helper()
+	adm := kadm.NewClient(client(t, addr))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	offs, err := adm.FetchOffsets(ctx, "order-processing-group")
+	if err != nil {
+		return -1, -1
+	}
+	ends, err := adm.ListEndOffsets(ctx, "order-events")
+	if err != nil {
+		return -1, -1
+	}
+	var c, e int64
+	offs.Each(func(o kadm.OffsetResponse) { c += o.At })
+	ends.Each(func(o kadm.ListedOffset) { e += o.Offset })
+	return c, e
+}
+
+func sampleOrders(t *testing.T, cl *kgo.Client, prefix string, n int, qty int) {
+	t.Helper()
+	var recs []*kgo.Record
+	for i := range n {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		v := fmt.Sprintf(`{"id":"ev-%s","name":"OrderCreated","data":{"orderId":"%s","customerId":"c","totalAmount":%d.00,"currency":"USD","items":[{"productId":"stocked","quantity":%d,"unitPrice":10.00,"totalPrice":%d.00}]}}`, id, id, 10*qty, qty, 10*qty)
+		recs = append(recs, &kgo.Record{Key: []byte(id), Value: []byte(v)})
+	}
+	produce(t, cl, recs...)
+}
+
+// TestRedeliveryAfterEffectBeforeCommit kills the consumer between the effect
+// and the offset commit (every OffsetCommit fails), then starts another
+// instance on the same broker and database: the records are redelivered and
+// acknowledged without a second effect.
+func TestRedeliveryAfterEffectBeforeCommit(t *testing.T) {
+	for _, dialect := range sqlstoretest.Dialects(t) {
+		t.Run(dialect, func(t *testing.T) {
+			b := apptest.Broker(t, 3)
+			dbURL := sqlstoretest.URL(t, dialect)
+			var failCommits atomic.Bool
+			failCommits.Store(true)
+			b.Cluster().ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				b.Cluster().KeepControl()
+				if !failCommits.Load() {
+					return nil, nil, false
+				}
+				r := req.(*kmsg.OffsetCommitRequest)
+				resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+				for _, rt := range r.Topics {
+					st := kmsg.NewOffsetCommitResponseTopic()
+					st.Topic = rt.Topic
+					for _, p := range rt.Partitions {
+						sp := kmsg.NewOffsetCommitResponseTopicPartition()
+						sp.Partition = p.Partition
+						sp.ErrorCode = kerrNotCoordinator
+						st.Partitions = append(st.Partitions, sp)
+					}
+					resp.Topics = append(resp.Topics, st)
+				}
+				return resp, nil, true
+			})
+
+			first := apptest.Start(t, apptest.Options{DatabaseURL: dbURL, BrokerAddr: b.Addr()})
+			st := first.App.Store()
+			const n, qty = 30, 2
+			if _, err := st.SetStock(context.Background(), "stocked", 1000); err != nil {
+				t.Fatal(err)
+			}
+			sampleOrders(t, client(t, b.Addr()), "redeliver", n, qty)
+			apptest.Eventually(t, 30*time.Second, "all orders processed", func() bool {
+				s, _ := st.GetStock(context.Background(), "stocked")
+				return s.Reserved == n*qty
+			})
+			first.Stop(t)
+			if c, _ := committed(t, b.Addr()); c > 0 {
+				t.Fatalf("offsets were committed (%d) although every commit failed", c)
+			}
+
+			failCommits.Store(false)
+			second := apptest.Start(t, apptest.Options{DatabaseURL: dbURL, BrokerAddr: b.Addr()})
+			apptest.Eventually(t, 30*time.Second, "offsets committed by the second instance", func() bool {
+				c, e := committed(t, b.Addr())
+				return e == n && c == e
+			})
+			if h := second.App.Consumer().Status().Handled; h != n {
+				t.Errorf("second instance handled %d records, want all %d redelivered", h, n)
+			}
+			s, _ := second.App.Store().GetStock(context.Background(), "stocked")
+			if s.Reserved != n*qty || s.Available != 1000-n*qty {
+				t.Errorf("stock = %+v: a redelivered event had a second effect", s)
+			}
+		})
+	}
+}
+
+// kerrNotCoordinator makes the client retry elsewhere and eventually give up
+// on the commit, as it would while a coordinator moves.
+const kerrNotCoordinator = 16
