@@ -294,3 +294,80 @@ func TestRedeliveryAfterEffectBeforeCommit(t *testing.T) {
 // kerrNotCoordinator makes the client retry elsewhere and eventually give up
 // on the commit, as it would while a coordinator moves.
 const kerrNotCoordinator = 16
+
+// TestTwoInstancesOneLeaves runs two instances in one group on six
+// partitions; one leaves mid-stream. Every order's three events (created,
+// shipped, delivered — keyed by order id) are applied exactly once and in
+// order: a shipped or delivered event handled before its predecessor would be
+// refused and dead-lettered, so an empty DLQ with every order delivered shows
+// per-key order was kept across the rebalance.
+func TestTwoInstancesOneLeaves(t *testing.T) {
+	dialect := "sqlite"
+	if ds := sqlstoretest.Dialects(t); len(ds) > 1 {
+		dialect = ds[1] // PostgreSQL is the production path for several instances
+	}
+	b := apptest.Broker(t, 6)
+	dbURL := sqlstoretest.URL(t, dialect)
+	a := apptest.Start(t, apptest.Options{DatabaseURL: dbURL, BrokerAddr: b.Addr()})
+	c := apptest.Start(t, apptest.Options{DatabaseURL: dbURL, BrokerAddr: b.Addr()})
+	st := a.App.Store()
+	cl := client(t, b.Addr())
+
+	const orders = 120
+	events := func(step string, from, to int) []*kgo.Record {
+		var recs []*kgo.Record
+		for i := from; i < to; i++ {
+			id := fmt.Sprintf("two-%d", i)
+			var v string
+			switch step {
+			case "created":
+				v = fmt.Sprintf(`{"id":"c-%s","name":"OrderCreated","data":{"orderId":"%s","customerId":"c","totalAmount":20.00,"currency":"USD","items":[{"productId":"p","quantity":2,"unitPrice":10.00,"totalPrice":20.00}]}}`, id, id)
+			case "shipped":
+				v = fmt.Sprintf(`{"id":"s-%s","name":"OrderShipped","data":{"orderId":"%s","trackingNumber":"T%d"}}`, id, id, i)
+			case "delivered":
+				v = fmt.Sprintf(`{"id":"d-%s","name":"OrderDelivered","data":{"orderId":"%s"}}`, id, id)
+			}
+			recs = append(recs, &kgo.Record{Key: []byte(id), Value: []byte(v)})
+		}
+		return recs
+	}
+	assigned := func(in *apptest.Instance) int {
+		n := 0
+		for _, ps := range in.App.Consumer().Status().Assigned {
+			n += len(ps)
+		}
+		return n
+	}
+	apptest.Eventually(t, 60*time.Second, "both instances share the six partitions", func() bool {
+		return assigned(a) > 0 && assigned(c) > 0 && assigned(a)+assigned(c) == 6
+	})
+	// Interleave so that each partition holds created/shipped/delivered chains.
+	for _, half := range [][2]int{{0, orders / 2}, {orders / 2, orders}} {
+		var recs []*kgo.Record
+		recs = append(recs, events("created", half[0], half[1])...)
+		recs = append(recs, events("shipped", half[0], half[1])...)
+		recs = append(recs, events("delivered", half[0], half[1])...)
+		produce(t, cl, recs...)
+		if half[0] == 0 {
+			apptest.Eventually(t, 30*time.Second, "both instances consuming", func() bool {
+				return a.App.Consumer().Status().Handled > 0 && c.App.Consumer().Status().Handled > 0
+			})
+			c.Stop(t) // leaves mid-stream: its partitions move to a
+			t.Logf("instance c handled %d records before leaving", c.App.Consumer().Status().Handled)
+		}
+	}
+	apptest.Eventually(t, 60*time.Second, "every order delivered", func() bool {
+		ods, _, err := st.ListOrders(context.Background(), sqlstore.ListQuery{Status: order.StatusDelivered, Limit: 500})
+		return err == nil && len(ods) == orders
+	})
+	apptest.Eventually(t, 30*time.Second, "all offsets committed", func() bool {
+		c, e := committed(t, b.Addr())
+		return e == 3*orders && c == e
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	dl := client(t, b.Addr(), kgo.ConsumeTopics("orders-dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if n := len(dl.PollFetches(ctx).Records()); n != 0 {
+		t.Errorf("%d records dead-lettered; per-key order broken or an effect repeated", n)
+	}
+}

@@ -49,4 +49,3 @@ func keep(ctx context.Context, txr order.Transactor, k *KeepOrder) error {
 		return err
 	})
 }
-

@@ -188,6 +188,7 @@ type ReadyReport struct {
 // reads the raw bytes with create.Decode so amounts stay exact; this type is
 // only the documentation of that format.
 type OrderCreatedData struct {
+	_              struct{}          `additionalProperties:"true"`
 	OrderID        string            `json:"orderId" maxLength:"1024" example:"12345"`
 	CustomerID     string            `json:"customerId" maxLength:"1024" example:"cust-789"`
 	CustomerName   string            `json:"customerName,omitempty" required:"false" maxLength:"1024"`
@@ -202,14 +203,16 @@ type OrderCreatedData struct {
 
 // OrderCreatedRow documents one item of OrderCreatedData.
 type OrderCreatedRow struct {
-	ProductID  string `json:"productId" maxLength:"1024" example:"prod-001"`
-	Quantity   int64  `json:"quantity" minimum:"1" example:"2"`
-	UnitPrice  Amount `json:"unitPrice" doc:"Not negative"`
-	TotalPrice Amount `json:"totalPrice" doc:"quantity × unitPrice"`
+	_          struct{} `additionalProperties:"true"`
+	ProductID  string   `json:"productId" maxLength:"1024" example:"prod-001"`
+	Quantity   int64    `json:"quantity" minimum:"1" example:"2"`
+	UnitPrice  Amount   `json:"unitPrice" doc:"Not negative"`
+	TotalPrice Amount   `json:"totalPrice" doc:"quantity × unitPrice"`
 }
 
 // EventEnvelope documents the body of POST /events, the seed's envelope.
 type EventEnvelope struct {
+	_    struct{}       `additionalProperties:"true"`
 	ID   string         `json:"id" minLength:"1" maxLength:"200" doc:"Unique event id, the idempotency key" example:"550e8400-e29b-41d4-a716-446655440000"`
 	Name string         `json:"name" minLength:"1" doc:"Registered event name" example:"OrderCreated"`
 	Data map[string]any `json:"data" doc:"Event-specific payload; its orderId becomes the record key"`

@@ -1,0 +1,242 @@
+package httpapi_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/orderd/orderd/internal/httpapi"
+)
+
+// openAPIDoc is the part of the document the tests read.
+type openAPIDoc struct {
+	OpenAPI string `json:"openapi"`
+	Paths   map[string]map[string]struct {
+		OperationID string   `json:"operationId"`
+		Summary     string   `json:"summary"`
+		Tags        []string `json:"tags"`
+		RequestBody *struct {
+			Content map[string]struct {
+				Schema struct {
+					Ref string `json:"$ref"`
+				} `json:"schema"`
+			} `json:"content"`
+		} `json:"requestBody"`
+		Responses map[string]struct {
+			Content map[string]json.RawMessage `json:"content"`
+		} `json:"responses"`
+	} `json:"paths"`
+	Components struct {
+		Schemas map[string]struct {
+			Properties map[string]struct {
+				Type any `json:"type"`
+			} `json:"properties"`
+		} `json:"schemas"`
+	} `json:"components"`
+}
+
+func fetchDoc(t *testing.T, h *harness) openAPIDoc {
+	t.Helper()
+	r := expect(t, h.do("GET", "/apidocs", nil), http.StatusOK)
+	if ct := r.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var doc openAPIDoc
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// undocumented are the routes that are deliberately not API operations.
+var undocumented = []string{"GET /apidocs", "GET /docs", "GET /docs/assets/{file}", "GET /metrics"}
+
+// TestOpenAPICompleteness walks every pattern registered on the mux and
+// checks that the document has it with its method, and the reverse.
+func TestOpenAPICompleteness(t *testing.T) {
+	h := newHarness(t, baseOptions(), func(d *httpapi.Deps) { d.Metrics = http.NotFoundHandler() })
+	doc := fetchDoc(t, h)
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Errorf("openapi %q", doc.OpenAPI)
+	}
+	patterns := h.server.Patterns()
+	if len(patterns) < 17 {
+		t.Fatalf("only %d patterns: %v", len(patterns), patterns)
+	}
+	seen := map[string]bool{}
+	ids := map[string]bool{}
+	for _, p := range patterns {
+		method, path, ok := strings.Cut(p, " ")
+		if !ok {
+			t.Errorf("pattern %q has no method", p)
+			continue
+		}
+		seen[p] = true
+		if slices.Contains(undocumented, p) {
+			continue
+		}
+		op, ok := doc.Paths[path][strings.ToLower(method)]
+		if !ok {
+			t.Errorf("%s is served but not in the OpenAPI document", p)
+			continue
+		}
+		if op.OperationID == "" || op.Summary == "" || len(op.Tags) == 0 {
+			t.Errorf("%s: operationId %q, summary %q, tags %v", p, op.OperationID, op.Summary, op.Tags)
+		}
+		if ids[op.OperationID] {
+			t.Errorf("duplicate operationId %s", op.OperationID)
+		}
+		ids[op.OperationID] = true
+		success := false
+		for status, resp := range op.Responses {
+			if strings.HasPrefix(status, "2") {
+				success = true
+			}
+			if p == "GET /readyz" && status == "503" {
+				// Not ready is a readiness report, not a problem.
+				if _, ok := resp.Content["application/json"]; !ok {
+					t.Errorf("%s: 503 is not documented as the readiness report", p)
+				}
+				continue
+			}
+			if strings.HasPrefix(status, "4") || strings.HasPrefix(status, "5") {
+				if _, ok := resp.Content[httpapi.ProblemContentType]; !ok {
+					t.Errorf("%s: error %s is not documented as a problem", p, status)
+				}
+			}
+		}
+		if !success {
+			t.Errorf("%s documents no success response", p)
+		}
+		if method == http.MethodPost || method == http.MethodPut {
+			if _, ok := op.Responses["500"]; !ok {
+				t.Errorf("%s: no 500 documented", p)
+			}
+		}
+	}
+	for path, item := range doc.Paths {
+		for method := range item {
+			if p := strings.ToUpper(method) + " " + path; !seen[p] {
+				t.Errorf("%s is documented but not served", p)
+			}
+		}
+	}
+	for _, u := range undocumented {
+		if !seen[u] {
+			t.Errorf("expected route %s is not registered", u)
+		}
+	}
+}
+
+// TestOpenAPISchemas checks what the document says about the shapes that
+// matter to clients: amounts are numbers, raw bodies are described.
+func TestOpenAPISchemas(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	doc := fetchDoc(t, h)
+	isType := func(v any, want string) bool {
+		switch v := v.(type) {
+		case string:
+			return v == want
+		case []any:
+			return slices.Contains(v, any(want))
+		}
+		return false
+	}
+	numbers := map[string][]string{
+		"Order":            {"total_amount", "shipping_cost", "discount", "final_total", "refund_amount"},
+		"OrderItem":        {"unit_price", "total_price"},
+		"ProcessResult":    {"shipping_cost", "discount_applied", "final_total"},
+		"CancelResult":     {"refund_amount"},
+		"OrderCreatedData": {"totalAmount"},
+		"OrderCreatedRow":  {"unitPrice", "totalPrice"},
+	}
+	for schema, props := range numbers {
+		for _, p := range props {
+			if typ := doc.Components.Schemas[schema].Properties[p].Type; !isType(typ, "number") {
+				t.Errorf("%s.%s has type %v, want number", schema, p, typ)
+			}
+		}
+	}
+	for _, p := range []string{"shipping_cost", "final_total", "refund_amount", "cancellation_reason", "tracking_number"} {
+		if typ := doc.Components.Schemas["Order"].Properties[p].Type; !isType(typ, "null") {
+			t.Errorf("Order.%s is not nullable: %v", p, typ)
+		}
+	}
+	bodies := map[string]string{
+		"/api/v0/orders": "OrderCreatedData",
+		"/api/v0/events": "EventEnvelope",
+	}
+	for path, schema := range bodies {
+		op := doc.Paths[path]["post"]
+		if op.RequestBody == nil || !strings.HasSuffix(op.RequestBody.Content["application/json"].Schema.Ref, "/"+schema) {
+			t.Errorf("POST %s body is not documented as %s: %+v", path, schema, op.RequestBody)
+		}
+	}
+	// Schema validation failures are 400 here; 422 is only documented where a rule can refuse.
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			if _, ok := op.Responses["422"]; ok && path != "/api/v0/orders/{id}/process" {
+				t.Errorf("%s %s documents 422", method, path)
+			}
+		}
+	}
+}
+
+func TestDocsAreServedOffline(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	r := expect(t, h.do("GET", "/docs", nil), http.StatusOK)
+	if !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+		t.Errorf("Content-Type %q", r.header.Get("Content-Type"))
+	}
+	if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("CSP %q", csp)
+	}
+	page := string(r.body)
+	if strings.Contains(page, "http://") || strings.Contains(page, "https://") || strings.Contains(page, "//unpkg") {
+		t.Errorf("the page refers to another host:\n%s", page)
+	}
+	refs := regexp.MustCompile(`(?:src|href|data-openapi-url)="([^"]*)"`).FindAllStringSubmatch(page, -1)
+	if len(refs) < 4 {
+		t.Fatalf("found only %d references in:\n%s", len(refs), page)
+	}
+	sawSpec := false
+	for _, m := range refs {
+		ref := m[1]
+		if !strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, "//") {
+			t.Errorf("reference %q is not a path on this server", ref)
+			continue
+		}
+		r := h.do("GET", ref, nil)
+		if r.status != http.StatusOK || len(r.body) == 0 {
+			t.Errorf("%s: status %d, %d bytes", ref, r.status, len(r.body))
+		}
+		if ref == "/apidocs" {
+			sawSpec = json.Valid(r.body)
+		}
+	}
+	if !sawSpec {
+		t.Error("the page does not point Swagger UI at the OpenAPI document")
+	}
+	expectProblem(t, h.do("GET", "/docs/assets/nothing.js", nil), http.StatusNotFound, httpapi.ReasonNoRoute)
+}
+
+func TestProductionHidesDocs(t *testing.T) {
+	for _, production := range []bool{false, true} {
+		opts := baseOptions()
+		opts.Production = production
+		h := newHarness(t, opts)
+		for _, path := range []string{"/apidocs", "/docs", "/docs/assets/swagger-ui.css"} {
+			r := h.do("GET", path, nil)
+			if production {
+				expectProblem(t, r, http.StatusNotFound, httpapi.ReasonNoRoute)
+			} else {
+				expect(t, r, http.StatusOK)
+			}
+		}
+		// The API itself is there either way.
+		expect(t, h.do("GET", "/api/v0/orders", nil), http.StatusOK)
+	}
+}
