@@ -152,10 +152,10 @@ var problemsOnce sync.Once
 func installProblemErrors() {
 	problemsOnce.Do(func() {
 		huma.NewError = func(status int, msg string, errs ...error) huma.StatusError {
-			return humaProblem(nil, status, msg, errs)
+			return humaProblem(context.Background(), status, msg, errs)
 		}
 		huma.NewErrorWithContext = func(hctx huma.Context, status int, msg string, errs ...error) huma.StatusError {
-			var ctx context.Context
+			ctx := context.Background()
 			if hctx != nil {
 				ctx = hctx.Context()
 			}
@@ -180,7 +180,7 @@ func humaProblem(ctx context.Context, status int, msg string, errs []error) *Pro
 	case status >= 500:
 		reason = ReasonInternal
 	}
-	if status >= 500 && ctx != nil {
+	if status >= 500 {
 		// Huma's own 5xx (e.g. a body that could not be read): log the cause,
 		// do not send it.
 		logFrom(ctx).ErrorContext(ctx, "request failed in the HTTP layer",
