@@ -17,6 +17,10 @@ import (
 
 	"github.com/orderd/orderd/internal/httpapi"
 	"github.com/orderd/orderd/internal/order"
+	"github.com/orderd/orderd/internal/order/cancel"
+	"github.com/orderd/orderd/internal/order/fulfil"
+	"github.com/orderd/orderd/internal/order/ordertest"
+	"github.com/orderd/orderd/internal/order/process"
 	"github.com/orderd/orderd/internal/sqlstore"
 )
 
@@ -486,4 +490,33 @@ func TestUnknownRouteAndMethod(t *testing.T) {
 	if !strings.Contains(r.header.Get("Allow"), "GET") {
 		t.Errorf("Allow %q", r.header.Get("Allow"))
 	}
+}
+
+func TestNewServerNeedsItsDependencies(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	full := func() httpapi.Deps {
+		rules := order.DefaultRules()
+		return httpapi.Deps{Tx: h.store, Orders: storeReader{h.store}, Process: process.New(rules, &ordertest.Notifier{}),
+			Cancel: cancel.New(rules, &ordertest.Notifier{}), Fulfil: fulfil.New()}
+	}
+	cases := map[string]func(*httpapi.Deps){
+		"Tx":      func(d *httpapi.Deps) { d.Tx = nil },
+		"Orders":  func(d *httpapi.Deps) { d.Orders = nil },
+		"Process": func(d *httpapi.Deps) { d.Process = nil },
+		"Cancel":  func(d *httpapi.Deps) { d.Cancel = nil },
+		"Fulfil":  func(d *httpapi.Deps) { d.Fulfil = nil },
+	}
+	for name, drop := range cases {
+		t.Run(name, func(t *testing.T) {
+			d := full()
+			drop(&d)
+			defer func() {
+				if v := recover(); v == nil || !strings.Contains(fmt.Sprint(v), "Deps."+name) {
+					t.Errorf("panic %v, want one naming Deps.%s", v, name)
+				}
+			}()
+			httpapi.NewServer(baseOptions(), d)
+		})
+	}
+	httpapi.NewServer(baseOptions(), full()) // complete deps do not panic
 }

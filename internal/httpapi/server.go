@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -155,9 +156,20 @@ type Server struct {
 }
 
 // NewServer builds the routes and wraps them in the middleware the options
-// enable. It panics only on a programming error (e.g. two routes with the
-// same pattern).
+// enable. It panics on a programming error: a required dependency (Tx,
+// Orders, Process, Cancel, Fulfil) missing, or two routes with one pattern.
 func NewServer(opts Options, deps Deps) *Server {
+	for name, missing := range map[string]bool{
+		"Tx": deps.Tx == nil, "Orders": deps.Orders == nil, "Process": deps.Process == nil,
+		"Cancel": deps.Cancel == nil, "Fulfil": deps.Fulfil == nil,
+	} {
+		if missing {
+			panic("httpapi: NewServer needs Deps." + name)
+		}
+	}
+	if opts.OpenAPIURL != "" && !strings.HasPrefix(opts.OpenAPIURL, "/") {
+		opts.OpenAPIURL = "/" + opts.OpenAPIURL
+	}
 	installProblemErrors()
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
