@@ -102,7 +102,7 @@ func serve(ctx context.Context, args []string, getenv func(string) (string, bool
 	defer done()
 	logger.Info("starting "+cfg.AppName, "version", version())
 	logger.Debug("configuration", "config", cfg)
-	a, err := app.New(ctx, cfg, logger, app.Options{})
+	a, err := app.New(ctx, cfg, logger, app.Options{Version: version()})
 	if err != nil {
 		logger.Error("start-up failed", "err", err)
 		return err

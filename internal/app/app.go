@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderd/orderd/internal/config"
@@ -47,7 +48,9 @@ type Options struct {
 	// ConsumerOpts are passed to the consumer (e.g. a short commit interval).
 	ConsumerOpts []kafka.ConsumerOption
 	// EmbeddedOpts are extra options for the embedded broker.
-	EmbeddedOpts []kafka.EmbeddedConfig
+	EmbeddedOpts []kfake.Opt
+	// Version is shown in the OpenAPI document.
+	Version string
 }
 
 // startupDelays is the seed's connection retry schedule.
@@ -75,6 +78,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 			Partitions: cfg.KafkaPartitions,
 			Topics:     append(append([]string{}, cfg.KafkaTopics...), cfg.KafkaDLQTopic),
 			Logger:     logger.With("component", "embedded-kafka"),
+			Opts:       opts.EmbeddedOpts,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("embedded broker (EMBEDDED_KAFKA_ADDR=%s): %w", cfg.EmbeddedKafkaAddr, err)
@@ -108,7 +112,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	}
 
 	a.server = &http.Server{
-		Handler:           a.httpHandler(uc),
+		Handler:           a.httpHandler(uc, opts.Version),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}

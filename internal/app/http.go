@@ -1,15 +1,142 @@
 package app
 
 import (
+	"context"
 	"net/http"
+	"slices"
+	"time"
 
 	"github.com/orderd/orderd/internal/events"
+	"github.com/orderd/orderd/internal/httpapi"
+	"github.com/orderd/orderd/internal/kafka"
+	"github.com/orderd/orderd/internal/order"
+	"github.com/orderd/orderd/internal/sqlstore"
 )
 
-// httpHandler builds the HTTP API. (Wired to internal/httpapi.)
-func (a *App) httpHandler(uc events.UseCases) http.Handler {
-	_ = uc
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{"status":"ok"}`)) })
-	return mux
+// httpHandler builds the HTTP API on the app's store, use cases, consumer and
+// producer.
+func (a *App) httpHandler(uc events.UseCases, version string) http.Handler {
+	cfg := a.cfg
+	return httpapi.NewServer(httpapi.Options{
+		AppName:         cfg.AppName,
+		Version:         version,
+		APIPrefix:       cfg.APIV1Str,
+		OpenAPIURL:      cfg.OpenAPIURL,
+		Production:      cfg.ProductionEnv,
+		CORS:            cfg.MiddlewareCORS,
+		CORSOrigins:     cfg.CORSOrigins,
+		CORSMethods:     cfg.CORSMethods,
+		CORSHeaders:     cfg.CORSHeaders,
+		CORSCredentials: cfg.CORSCredentials,
+		GZip:            cfg.MiddlewareGZip,
+		TrustedHost:     cfg.MiddlewareTrustedHost,
+		AllowedHosts:    cfg.AllowedHosts,
+		HTTPSRedirect:   cfg.MiddlewareHTTPSRedirect,
+		AdminToken:      cfg.AdminToken,
+		EventsTopic:     cfg.KafkaTopics[0],
+	}, httpapi.Deps{
+		Tx:      a.store,
+		Orders:  orderReader{a.store},
+		Process: uc.Process,
+		Cancel:  uc.Cancel,
+		Fulfil:  uc.Fulfil,
+		Broker:  brokerControl{a.consumer},
+		Events:  publisher{a.producer, cfg.KafkaTopics[0]},
+		Ready:   a.readiness,
+		Metrics: a.metricsHandler(),
+		Logger:  a.logger,
+	})
 }
+
+// orderReader adapts the store's list query to the HTTP port.
+type orderReader struct{ *sqlstore.Store }
+
+func (r orderReader) ListOrders(ctx context.Context, status order.Status, limit int, after string) ([]*order.Order, string, error) {
+	return r.Store.ListOrders(ctx, sqlstore.ListQuery{Status: status, Limit: limit, After: after})
+}
+
+// brokerControl adapts the consumer to the message-broker routes.
+type brokerControl struct{ c *kafka.Consumer }
+
+func (b brokerControl) Start(ctx context.Context) (httpapi.ConsumerStatus, error) {
+	b.c.Start()
+	return b.Status(ctx), nil
+}
+
+func (b brokerControl) Stop(ctx context.Context) (httpapi.ConsumerStatus, error) {
+	done := make(chan struct{})
+	go func() { b.c.Stop(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// Stop goes on in the background; report where it stands.
+	}
+	return b.Status(ctx), nil
+}
+
+func (b brokerControl) Status(context.Context) httpapi.ConsumerStatus {
+	st := b.c.Status()
+	out := httpapi.ConsumerStatus{
+		State:       string(st.State),
+		GroupID:     st.GroupID,
+		Topics:      st.Topics,
+		Partitions:  []int32{},
+		Handled:     st.Handled,
+		DLQd:        st.DeadLettered,
+		LastError:   st.LastError,
+		LastErrorAt: st.LastErrorAt,
+	}
+	for _, ps := range st.Assigned {
+		out.Partitions = append(out.Partitions, ps...)
+	}
+	slices.Sort(out.Partitions)
+	return out
+}
+
+// publisher sends POST /events envelopes to the first input topic.
+type publisher struct {
+	p     *kafka.Producer
+	topic string
+}
+
+func (p publisher) Publish(ctx context.Context, key, value []byte, headers map[string]string) (int32, int64, error) {
+	return p.p.Publish(ctx, p.topic, key, value, headers)
+}
+
+// readiness reports each component: the database (ping), Kafka (metadata
+// ping) and the consumer's state. A consumer stopped on purpose is reported
+// but does not make the service unready.
+func (a *App) readiness(ctx context.Context) httpapi.Readiness {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	r := httpapi.Readiness{Ready: true, Components: map[string]httpapi.Component{}}
+	set := func(name string, c httpapi.Component) {
+		r.Components[name] = c
+		if c.Required && c.Status != "ok" && c.Status != "stopped" {
+			r.Ready = false
+		}
+	}
+	if err := a.store.Ping(ctx); err != nil {
+		set("database", httpapi.Component{Status: "down", Detail: err.Error(), Required: true})
+	} else {
+		set("database", httpapi.Component{Status: "ok", Detail: a.store.Dialect(), Required: true})
+	}
+	if err := a.producer.Ping(ctx); err != nil {
+		set("kafka", httpapi.Component{Status: "down", Detail: err.Error(), Required: true})
+	} else {
+		set("kafka", httpapi.Component{Status: "ok", Required: true})
+	}
+	st := a.consumer.Status()
+	c := httpapi.Component{Status: string(st.State), Required: true}
+	if st.State == kafka.StateRunning {
+		c.Status = "ok"
+	}
+	if st.LastError != "" {
+		c.Detail = "last error: " + st.LastError
+	}
+	set("consumer", c)
+	return r
+}
+
+// metricsHandler serves /metrics (wired in the operations work).
+func (a *App) metricsHandler() http.Handler { return nil }
