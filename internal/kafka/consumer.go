@@ -98,6 +98,12 @@ func WithClientOpts(opts ...kgo.Opt) ConsumerOption {
 	return func(c *Consumer) { c.clientOpts = append(c.clientOpts, opts...) }
 }
 
+// WithHandledLevel sets the level of the one line logged per handled record
+// (info by default). Use debug when the handler logs its own line per event.
+func WithHandledLevel(level slog.Level) ConsumerOption {
+	return func(c *Consumer) { c.handledLevel = level }
+}
+
 // WithDLQClientOpts appends franz-go options to the client that writes to
 // the DLQ topic (the consumer builds its own), applied after DLQProducerOpts.
 func WithDLQClientOpts(opts ...kgo.Opt) ConsumerOption {
@@ -110,6 +116,9 @@ const (
 	// that partition until half of them are handled, so a partition stuck
 	// on a transient error does not buffer its whole backlog in memory.
 	maxQueued = 1000
+	// connectTries is the seed's start-up retry count; after it the
+	// consumer keeps trying in the background, logging at error once.
+	connectTries = 5
 	// commitTimeout bounds one offset commit.
 	commitTimeout = 10 * time.Second
 	// abandonGrace is how long a handler may ignore the cancellation of its
@@ -131,6 +140,7 @@ type Consumer struct {
 	commitEvery   time.Duration
 	clientOpts    []kgo.Opt
 	dlqClientOpts []kgo.Opt
+	handledLevel  slog.Level
 	reset         kgo.Offset
 
 	running      atomic.Bool
@@ -189,15 +199,16 @@ func NewConsumer(cfg Config, h Handler, logger *slog.Logger, opts ...ConsumerOpt
 		return nil, err
 	}
 	c := &Consumer{
-		cfg:         cfg,
-		handler:     h,
-		logger:      logger,
-		commitEvery: defaultCommitInterval,
-		reset:       reset,
-		state:       StateConnecting,
-		want:        true,
-		wake:        make(chan struct{}, 1),
-		workers:     make(map[topicPartition]*worker),
+		cfg:          cfg,
+		handler:      h,
+		logger:       logger,
+		commitEvery:  defaultCommitInterval,
+		handledLevel: slog.LevelInfo,
+		reset:        reset,
+		state:        StateConnecting,
+		want:         true,
+		wake:         make(chan struct{}, 1),
+		workers:      make(map[topicPartition]*worker),
 	}
 	for _, o := range opts {
 		o(c)
@@ -417,6 +428,9 @@ func (c *Consumer) newSession(ctx context.Context) (*session, error) {
 		kgo.OnPartitionsAssigned(s.assigned),
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
+		// A revoke waits for in-flight records (ShutdownTimeout) and a
+		// commit; the group must not give up on this member meanwhile.
+		kgo.RebalanceTimeout(max(time.Minute, c.cfg.ShutdownTimeout+commitTimeout+abandonGrace+10*time.Second)),
 		kgo.FetchMaxPartitionBytes(MaxRecordBytes),
 		kgo.WithLogger(ClientLogger(c.logger)),
 	)
@@ -470,7 +484,11 @@ func (s *session) connect(ctx context.Context) {
 		}
 		wait := bo.NextBackOff()
 		s.c.noteError(fmt.Errorf("kafka unreachable: %w", err))
-		s.c.logger.Warn("kafka broker unreachable; retrying",
+		level := slog.LevelWarn
+		if try == connectTries {
+			level = slog.LevelError // start-up retries are used up; keep trying in the background
+		}
+		s.c.logger.Log(ctx, level, "kafka broker unreachable; retrying",
 			"brokers", s.c.cfg.Brokers, "try", try, "retry_in", wait, "error", err.Error())
 		if !pause(ctx, nil, wait) {
 			return
@@ -512,7 +530,7 @@ func (s *session) poll(ctx context.Context) {
 		})
 		s.cl.AllowRebalance()
 		if failed && fetches.NumRecords() == 0 {
-			pause(ctx, nil, 250*time.Millisecond) // do not spin on a lasting error
+			pause(ctx, nil, time.Second) // do not spin on a lasting error
 		}
 	}
 }
@@ -878,7 +896,7 @@ func (w *worker) process(rec *kgo.Record) bool {
 		}
 		if err == nil {
 			c.handled.Add(1)
-			c.logger.LogAttrs(ctx, slog.LevelInfo, "record handled",
+			c.logger.LogAttrs(ctx, c.handledLevel, "record handled",
 				attrs(slog.Int("attempts", attempt), slog.Duration("duration", out.Duration))...)
 			c.emit(out)
 			return true

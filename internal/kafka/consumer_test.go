@@ -628,10 +628,6 @@ func TestConsumerRebalance(t *testing.T) {
 	}, "everything committed")
 
 	_, ok := rec.snapshot()
-	type step struct {
-		consumer string
-		seq      int
-	}
 	handled := make([]map[int]bool, keys)
 	for k := range handled {
 		handled[k] = map[int]bool{}
@@ -767,5 +763,82 @@ func TestNewConsumerRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := kafka.NewConsumer(good, h, nil); err != nil {
 		t.Errorf("NewConsumer(good) = %v", err)
+	}
+}
+
+func TestConsumerShutdown(t *testing.T) {
+	cases := []struct {
+		name string
+		// handle is the handler; release is closed after Run's context
+		// is cancelled.
+		handle        func(ctx context.Context, release <-chan struct{}, started func()) error
+		wantCommitted bool
+	}{
+		{
+			name: "in-flight record finishes and is committed",
+			handle: func(ctx context.Context, release <-chan struct{}, started func()) error {
+				started()
+				<-release
+				return nil
+			},
+			wantCommitted: true,
+		},
+		{
+			name: "handler past the shutdown timeout is cancelled, not committed",
+			handle: func(ctx context.Context, release <-chan struct{}, started func()) error {
+				started()
+				<-ctx.Done()
+				return ctx.Err()
+			},
+		},
+		{
+			name: "transient retries stop, not committed, not dead-lettered",
+			handle: func(ctx context.Context, release <-chan struct{}, started func()) error {
+				started()
+				return fault.AsTransient(errors.New("db down"))
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
+			kc.Produce(&kgo.Record{Topic: ctTopic, Value: []byte("x")})
+			cfg := ctConfig(kc)
+			cfg.ShutdownTimeout = 300 * time.Millisecond
+			release, started := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			c := ctNew(t, cfg, func(ctx context.Context, _ *kgo.Record) error {
+				return tc.handle(ctx, release, func() { once.Do(func() { close(started) }) })
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() { errc <- c.Run(ctx) }()
+			select {
+			case <-started:
+			case <-time.After(20 * time.Second):
+				t.Fatal("handler never called")
+			}
+			cancel()
+			close(release)
+			select {
+			case err := <-errc:
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("Run did not return")
+			}
+			got, ok := kc.Committed(ctGroup, ctTopic)[0]
+			if tc.wantCommitted && got != 1 {
+				t.Errorf("committed %d (present %v), want 1", got, ok)
+			}
+			if !tc.wantCommitted && ok && got != 0 {
+				t.Errorf("committed %d, want nothing past the unfinished record", got)
+			}
+			if n := sum(kc.EndOffsets(ctDLQ)); n != 0 {
+				t.Errorf("DLQ has %d records, want 0", n)
+			}
+		})
 	}
 }
