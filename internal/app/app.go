@@ -16,9 +16,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderd/orderd/internal/breaker"
 	"github.com/orderd/orderd/internal/config"
+	"github.com/orderd/orderd/internal/delivery"
 	"github.com/orderd/orderd/internal/events"
 	"github.com/orderd/orderd/internal/kafka"
+	"github.com/orderd/orderd/internal/metrics"
 	"github.com/orderd/orderd/internal/notifylog"
 	"github.com/orderd/orderd/internal/order/cancel"
 	"github.com/orderd/orderd/internal/order/fulfil"
@@ -35,7 +38,16 @@ type App struct {
 	store    *sqlstore.Store
 	producer *kafka.Producer
 	consumer *kafka.Consumer
+	admin    *kafka.Admin // consumer lag
 	handler  *events.Handler
+
+	metrics        *metrics.Metrics
+	calls          calls // event names for the metrics
+	lagInterval    time.Duration
+	dbBreaker      *breaker.Breaker
+	notifyBreaker  *breaker.Breaker
+	breakerOpenFor time.Duration
+	gate           *fetchGate // pauses fetching while a breaker is open
 
 	listener net.Listener
 	server   *http.Server
@@ -46,7 +58,17 @@ type App struct {
 // Options adjust an App for tests; the zero value is the production setup.
 type Options struct {
 	// ConsumerOpts are passed to the consumer (e.g. a short commit interval).
+	// The app's own observer (for the metrics) replaces any WithObserver.
 	ConsumerOpts []kafka.ConsumerOption
+	// LagInterval is how often the consumer lag metric is refreshed (5s
+	// when zero).
+	LagInterval time.Duration
+	// BreakerFailures is how many consecutive transient failures open the
+	// database or notifier circuit breaker (breaker.DefaultFailures when zero).
+	BreakerFailures uint32
+	// BreakerOpenFor is how long an open circuit breaker fails fast before
+	// it probes again (breaker.DefaultOpenFor when zero).
+	BreakerOpenFor time.Duration
 	// EmbeddedOpts are extra options for the embedded broker.
 	EmbeddedOpts []kfake.Opt
 	// Version is shown in the OpenAPI document.
@@ -94,21 +116,40 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
 
-	notifier := notifylog.New(logger)
+	// Circuit breakers around the database (the event pipeline's
+	// transactions) and the notifier; while one is open, fetching pauses.
+	a.gate = newFetchGate(kcfg.Topics, logger)
+	a.newBreakers(opts)
+	notifier := breaker.NewNotifier(a.notifyBreaker, notifylog.New(logger))
 	uc := events.UseCases{
 		Process: process.New(cfg.Rules, notifier),
 		Cancel:  cancel.New(cfg.Rules, notifier),
 		Fulfil:  fulfil.New(),
 	}
-	a.handler = events.NewHandler(events.DefaultRegistry(uc), a.store, logger)
+	registry := events.DefaultRegistry(uc)
+	a.handler = events.NewHandler(registry, breaker.NewTransactor(a.dbBreaker, a.store), logger)
+	a.newMetrics(registry.Names())
+	a.lagInterval = opts.LagInterval
+	if a.lagInterval <= 0 {
+		a.lagInterval = defaultLagInterval
+	}
 
-	a.producer, err = kafka.NewProducer(kcfg, logger)
+	a.producer, err = kafka.NewProducer(kcfg, logger, kgo.WithHooks(a.metrics.KafkaClient("producer")))
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
-	a.consumer, err = kafka.NewConsumer(kcfg, a.handleRecord, logger, opts.ConsumerOpts...)
+	copts := append(opts.ConsumerOpts[:len(opts.ConsumerOpts):len(opts.ConsumerOpts)],
+		kafka.WithObserver(a.observe),
+		kafka.WithClientOpts(kgo.WithHooks(a.metrics.KafkaClient("consumer"), a.gate)),
+		kafka.WithDLQClientOpts(kgo.WithHooks(a.metrics.KafkaClient("dlq"))),
+	)
+	a.consumer, err = kafka.NewConsumer(kcfg, a.handleRecord, logger, copts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka consumer: %w", err)
+	}
+	a.admin, err = kafka.NewAdmin(kcfg, logger)
+	if err != nil {
+		return nil, fmt.Errorf("kafka admin: %w", err)
 	}
 
 	a.server = &http.Server{
@@ -124,8 +165,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	return a, nil
 }
 
-func (a *App) handleRecord(ctx context.Context, rec *kgo.Record) error {
-	_, err := a.handler.Handle(ctx, rec.Value)
+func (a *App) handleRecord(ctx context.Context, rec *kgo.Record) (err error) {
+	var result events.Result
+	// Deferred so that a panic (which the consumer recovers) is noted too.
+	defer func() { a.calls.note(rec, delivery.MetaFrom(ctx).EventName, result) }()
+	result, err = a.handler.Handle(ctx, rec.Value)
 	return err
 }
 
@@ -188,6 +232,11 @@ func (a *App) Run(ctx context.Context) error {
 
 	consumeCtx, stopConsuming := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopConsuming()
+	var lagLoop sync.WaitGroup
+	defer lagLoop.Wait()
+	lagCtx, stopLag := context.WithCancel(ctx)
+	defer stopLag()
+	lagLoop.Go(func() { a.refreshLag(lagCtx, a.lagInterval) })
 	consumerDone := make(chan error, 1)
 	go func() {
 		a.waitForBroker(consumeCtx)
@@ -260,6 +309,13 @@ func (a *App) Close() {
 		}
 		if a.producer != nil {
 			a.producer.Close()
+		}
+		if a.admin != nil {
+			a.admin.Close()
+		}
+		// Before the store: the database breaker's probe pings it.
+		for _, b := range a.breakers() {
+			b.Close()
 		}
 		if a.store != nil {
 			_ = a.store.Close()

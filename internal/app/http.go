@@ -4,8 +4,10 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
+	"github.com/orderd/orderd/internal/breaker"
 	"github.com/orderd/orderd/internal/events"
 	"github.com/orderd/orderd/internal/httpapi"
 	"github.com/orderd/orderd/internal/kafka"
@@ -14,10 +16,10 @@ import (
 )
 
 // httpHandler builds the HTTP API on the app's store, use cases, consumer and
-// producer.
+// producer, with its requests counted in the metrics.
 func (a *App) httpHandler(uc events.UseCases, version string) http.Handler {
 	cfg := a.cfg
-	return httpapi.NewServer(httpapi.Options{
+	srv := httpapi.NewServer(httpapi.Options{
 		AppName:         cfg.AppName,
 		Version:         version,
 		APIPrefix:       cfg.APIV1Str,
@@ -43,9 +45,10 @@ func (a *App) httpHandler(uc events.UseCases, version string) http.Handler {
 		Broker:  brokerControl{a.consumer},
 		Events:  publisher{a.producer, cfg.KafkaTopics[0]},
 		Ready:   a.readiness,
-		Metrics: a.metricsHandler(),
+		Metrics: a.metrics.Handler(),
 		Logger:  a.logger,
 	})
+	return a.instrumentHTTP(srv, srv.Patterns())
 }
 
 // orderReader adapts the store's list query to the HTTP port.
@@ -104,25 +107,36 @@ func (p publisher) Publish(ctx context.Context, key, value []byte, headers map[s
 }
 
 // readiness reports each component: the database (ping), Kafka (metadata
-// ping) and the consumer's state. A consumer stopped on purpose is reported
-// but does not make the service unready.
+// ping), the consumer's state and the circuit breakers. A consumer stopped
+// on purpose is reported but does not make the service unready, nor does a
+// half-open breaker (it is probing); an open one does.
 func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	r := httpapi.Readiness{Ready: true, Components: map[string]httpapi.Component{}}
 	set := func(name string, c httpapi.Component) {
 		r.Components[name] = c
-		if c.Required && c.Status != "ok" && c.Status != "stopped" {
-			r.Ready = false
+		switch c.Status {
+		case "ok", "stopped", breaker.HalfOpen.String():
+		default:
+			if c.Required {
+				r.Ready = false
+			}
 		}
 	}
-	if err := a.store.Ping(ctx); err != nil {
-		set("database", httpapi.Component{Status: "down", Detail: err.Error(), Required: true})
+	// Both pings at once, so a slow one does not eat the other's time.
+	var dbErr, kafkaErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { dbErr = a.store.Ping(ctx) })
+	wg.Go(func() { kafkaErr = a.producer.Ping(ctx) })
+	wg.Wait()
+	if dbErr != nil {
+		set("database", httpapi.Component{Status: "down", Detail: dbErr.Error(), Required: true})
 	} else {
 		set("database", httpapi.Component{Status: "ok", Detail: a.store.Dialect(), Required: true})
 	}
-	if err := a.producer.Ping(ctx); err != nil {
-		set("kafka", httpapi.Component{Status: "down", Detail: err.Error(), Required: true})
+	if kafkaErr != nil {
+		set("kafka", httpapi.Component{Status: "down", Detail: kafkaErr.Error(), Required: true})
 	} else {
 		set("kafka", httpapi.Component{Status: "ok", Required: true})
 	}
@@ -135,8 +149,8 @@ func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 		c.Detail = "last error: " + st.LastError
 	}
 	set("consumer", c)
+	for _, b := range a.breakers() {
+		set("circuit_breaker_"+b.Name(), breakerComponent(b))
+	}
 	return r
 }
-
-// metricsHandler serves /metrics (wired in the operations work).
-func (a *App) metricsHandler() http.Handler { return nil }

@@ -1,0 +1,149 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderd/orderd/internal/events"
+	"github.com/orderd/orderd/internal/fault"
+	"github.com/orderd/orderd/internal/kafka"
+	"github.com/orderd/orderd/internal/metrics"
+)
+
+// defaultLagInterval is how often the consumer lag gauge is refreshed.
+const defaultLagInterval = 5 * time.Second
+
+// newMetrics builds the registry and the gauges read at scrape time.
+func (a *App) newMetrics(eventNames []string) {
+	a.metrics = metrics.New(eventNames)
+	a.metrics.ConsumerState(func() string { return string(a.consumer.State()) },
+		string(kafka.StateConnecting), string(kafka.StateRunning), string(kafka.StateStopped))
+	a.metrics.FetchPaused(a.gate.Paused)
+	for _, b := range a.breakers() {
+		a.metrics.CircuitBreaker(b.Name(), func() float64 { return float64(b.State()) })
+	}
+}
+
+// instrumentHTTP counts the requests h serves by the route pattern that
+// serves them, found on a mux holding the same patterns as the API's.
+func (a *App) instrumentHTTP(h http.Handler, patterns []string) http.Handler {
+	routes := http.NewServeMux()
+	for _, p := range patterns {
+		routes.Handle(p, http.NotFoundHandler())
+	}
+	return a.metrics.Instrument(h, func(r *http.Request) string {
+		_, pattern := routes.Handler(r)
+		return pattern
+	})
+}
+
+// calls remembers, per partition, the event name and result of the last
+// handler call, so that the consumer's Outcome (which knows how the call
+// ended: retried, dead-lettered…) can be labelled with them. A partition's
+// calls and outcomes come from one goroutine, one after the other.
+type calls struct {
+	mu   sync.Mutex
+	last map[callKey]call
+}
+
+type callKey struct {
+	topic     string
+	partition int32
+}
+
+type call struct {
+	offset int64
+	event  string
+	result events.Result
+}
+
+func (c *calls) note(rec *kgo.Record, event string, result events.Result) {
+	c.mu.Lock()
+	if c.last == nil {
+		c.last = make(map[callKey]call)
+	}
+	c.last[callKey{rec.Topic, rec.Partition}] = call{rec.Offset, event, result}
+	c.mu.Unlock()
+}
+
+func (c *calls) take(topic string, partition int32, offset int64) call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := callKey{topic, partition}
+	cl, ok := c.last[k]
+	if !ok || cl.offset != offset {
+		return call{offset: offset, event: metrics.UnknownEvent}
+	}
+	delete(c.last, k)
+	return cl
+}
+
+// observe counts one handler call from the consumer's report of it.
+func (a *App) observe(o kafka.Outcome) {
+	cl := a.calls.take(o.Topic, o.Partition, o.Offset)
+	outcome := metrics.Retried
+	switch {
+	case o.Err == nil && cl.result == events.Duplicate:
+		outcome = metrics.Duplicate
+	case o.Err == nil:
+		outcome = metrics.Applied
+	case o.DLQ:
+		outcome = metrics.DeadLettered
+		a.metrics.DeadLettered(dlqErrorKind(o))
+	}
+	a.metrics.Event(cl.event, outcome, o.Duration)
+}
+
+// dlqErrorKind is the error_kind the consumer wrote on the DLQ record: the
+// permanent error's reason, or "exhausted" for an unclassified error that
+// used up its attempts.
+func dlqErrorKind(o kafka.Outcome) string {
+	if o.Kind == fault.Permanent {
+		if o.Reason != "" {
+			return o.Reason
+		}
+		return fault.Permanent.String()
+	}
+	return kafka.ErrorKindExhausted
+}
+
+// refreshLag sets the consumer lag gauge from the group's committed
+// offsets every interval until ctx is done. It reads them from the broker,
+// so the lag shows whether this instance consumes or not.
+func (a *App) refreshLag(ctx context.Context, every time.Duration) {
+	kcfg := a.cfg.KafkaConfig()
+	failing := false
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lctx, cancel := context.WithTimeout(ctx, max(every, 5*time.Second))
+		lag, err := a.admin.Lag(lctx, kcfg.GroupID, kcfg.Topics...)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			a.metrics.LagRefreshFailed()
+			if !failing {
+				a.logger.Warn("consumer lag refresh failed; the lag metric keeps its last values", "err", err)
+			}
+			failing = true
+		default:
+			if failing {
+				a.logger.Info("consumer lag refresh works again")
+			}
+			failing = false
+			a.metrics.SetLag(lag)
+		}
+		t.Reset(every)
+	}
+}
