@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -18,6 +19,10 @@ import (
 // DefaultEmbeddedAddr is where the embedded broker listens when
 // EmbeddedConfig.Addr is empty; it is the address Kafka tools try first.
 const DefaultEmbeddedAddr = "127.0.0.1:9092"
+
+// EmbeddedMaxMessageBytes is the embedded broker's message.max.bytes: room
+// for a MaxRecordBytes record and the headers the DLQ adds to it.
+const EmbeddedMaxMessageBytes = MaxRecordBytes + 1<<20
 
 // EmbeddedConfig configures the in-process Kafka-protocol broker.
 type EmbeddedConfig struct {
@@ -82,6 +87,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		kfake.NumBrokers(1),
 		kfake.ClusterID("orderd-embedded"),
 		kfake.DefaultNumPartitions(int(partitions)),
+		// kfake's default message.max.bytes is Kafka's ~1 MiB: an
+		// oversized record would be refused at produce time, and one that
+		// got in compressed could not be dead-lettered whole. Accept what
+		// the consumer fetches and the DLQ writes (MaxRecordBytes + headers).
+		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(EmbeddedMaxMessageBytes)}),
 		kfake.WithLogger(kfakeSlog{l: logger}),
 		// kfake binds 127.0.0.1 on its own; we bind what was asked for.
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {

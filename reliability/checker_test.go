@@ -1,0 +1,93 @@
+//go:build reliability
+
+package reliability
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestCheckerDetectsTampering runs a small clean scenario, then damages its
+// outcome in each way the checker must notice — an applied event's inbox
+// row deleted, stock changed behind the service's back, an order's status
+// changed, an applied record also put on the DLQ — and requires the checker
+// to count each.
+func TestCheckerDetectsTampering(t *testing.T) {
+	const partitions = 3
+	w := newWorkload("t", partitions, 9, mix{Events: 400, PoisonRate: 0.10, DupRate: 0.03, Scarce: 4, RuleRejects: true})
+	b := startBroker(t, partitions)
+	dbURL := sqliteURL(t)
+	in := startInstance(t, "serve-1", b.addr, dbURL, nil)
+	setStock(t, in, w)
+	produceAll(t, newProducer(t, b.addr), w)
+	waitQuiescent(t, b.addr, time.Minute, in)
+	in.Term()
+	if v := checkScenario(t, b.addr, dbURL, w); v.lost+v.double+v.mismatch != 0 {
+		t.Fatalf("the untampered scenario already has problems: %v", v.problems)
+	}
+
+	// An applied OrderCreated: the first one under the fraud limit with no
+	// refused region (the first order has all the stock it needs).
+	var applied *genRecord
+	for _, g := range w.records {
+		if g.intent.Name == "OrderCreated" && g.intent.Total <= fraudLimit && g.intent.Region == "" {
+			applied = g
+			break
+		}
+	}
+	db := openDB(t, dbURL)
+	ctx := context.Background()
+	exec := func(t *testing.T, q string, args ...any) {
+		t.Helper()
+		res, err := db.ExecContext(ctx, q, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			t.Fatalf("%s affected %d rows", q, n)
+		}
+	}
+	cases := []struct {
+		name   string
+		tamper func(t *testing.T)
+		count  func(*verdict) int
+	}{
+		{"inbox row deleted", func(t *testing.T) {
+			exec(t, `DELETE FROM processed_events WHERE event_id = $1`, applied.intent.EventID)
+		}, func(v *verdict) int { return v.lost }},
+		{"stock changed", func(t *testing.T) {
+			exec(t, `UPDATE stock SET available = available + 1 WHERE product_id = 'ample-0'`)
+		}, func(v *verdict) int { return v.mismatch }},
+		{"order status changed", func(t *testing.T) {
+			exec(t, `UPDATE orders SET status = CASE WHEN status = 'cancelled' THEN 'new' ELSE 'cancelled' END WHERE id = $1`, applied.intent.OrderID)
+		}, func(v *verdict) int { return v.mismatch }},
+		{"applied record dead-lettered too", func(t *testing.T) {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.DefaultProduceTopic(dlqTopic))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			rec := &kgo.Record{Key: applied.rec.Key, Value: applied.rec.Value, Headers: append(append([]kgo.RecordHeader{}, applied.rec.Headers...),
+				w.header("correlation_id", "x", "error_reason", "tampered", "error_kind", "tampered", "original_topic", inputTopic,
+					"original_partition", strconv.Itoa(int(applied.rec.Partition)), "original_offset", strconv.FormatInt(applied.rec.Offset, 10),
+					"original_timestamp", "x", "attempts", "1", "failed_at", "x")...)}
+			if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}, func(v *verdict) int { return v.double }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.tamper(t)
+			if v := checkScenario(t, b.addr, dbURL, w); c.count(v) == 0 {
+				t.Errorf("the checker did not notice: %+v", v)
+			} else {
+				t.Logf("noticed: %v", v.problems)
+			}
+		})
+	}
+}
