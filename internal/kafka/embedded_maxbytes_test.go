@@ -30,7 +30,7 @@ func TestEmbeddedAcceptsOversizedRecords(t *testing.T) {
 		topic string
 		size  int
 	}{
-		{"in", 1<<20 + 4096},             // just over the event limit
+		{"in", 1<<20 + 4096},              // just over the event limit
 		{"dlq", kafka.MaxRecordBytes + 1}, // the largest record the DLQ writes, with headers
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
