@@ -65,7 +65,7 @@ func correlationID(ctx context.Context) string {
 // panic recovery (innermost, so a panic is answered through the same
 // headers, compression and log as any response).
 func (s *Server) middleware(h http.Handler) http.Handler {
-	h = s.recoverPanics(h)
+	h = s.recoverPanics(checkInput(h))
 	if s.opts.AdminToken != "" {
 		h = requireToken(s.opts.AdminToken, h)
 	}
