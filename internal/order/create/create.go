@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -134,7 +135,9 @@ func (d *Data) Parse(now time.Time) (Input, error) {
 		if err != nil {
 			return Input{}, err
 		}
-		if line != qty*unit {
+		// qty and unit are non-negative here; the product is computed in
+		// 128 bits so that it cannot wrap around to a plausible total.
+		if hi, lo := bits.Mul64(uint64(qty), uint64(unit)); hi != 0 || lo != uint64(line) || line < 0 {
 			return Input{}, invalid("%s.totalPrice %s != quantity %d × unitPrice %s", field, cur.Format(line), qty, cur.Format(unit))
 		}
 		sum += line
