@@ -422,9 +422,12 @@ func checkScenario(t testing.TB, brokers, dbURL string, w *workload) *verdict {
 
 // finish checks the scenario, fills r's figures and fails t on any loss,
 // double effect or mismatch.
-func finish(t *testing.T, r *result, brokers, dbURL string, w *workload) *verdict {
+func finish(t *testing.T, r *result, brokers, dbURL string, w *workload, ins ...*instance) *verdict {
 	t.Helper()
 	v := checkScenario(t, brokers, dbURL, w)
+	if deliveries, records := deliveriesLogged(ins...); deliveries > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("The instances' logs show %d deliveries of %d distinct records: %d redelivered (after a crash, a failed commit or a rebalance) and acknowledged without a second effect.", deliveries, records, deliveries-records))
+	}
 	r.Events, r.Valid, r.Poison = v.produced, v.valid, v.poison
 	r.Lost, r.Double, r.Mismatch = v.lost, v.double, v.mismatch
 	r.DLQ, r.DLQCopies = v.dlqDistinct, v.dlqCopies
@@ -446,4 +449,24 @@ func finish(t *testing.T, r *result, brokers, dbURL string, w *workload) *verdic
 		r.Notes = append(r.Notes, fmt.Sprintf("the input log holds %d records for %d generated (producer retries after a broker restart)", v.produced, len(w.records)))
 	}
 	return v
+}
+
+// deliveriesLogged counts, in the instances' JSON logs, the records handled
+// or dead-lettered (one line each) and the distinct records among them.
+func deliveriesLogged(ins ...*instance) (deliveries, records int) {
+	seen := map[origin]bool{}
+	for _, in := range ins {
+		for _, msg := range []string{"record handled", "record sent to the dead-letter topic"} {
+			for _, e := range in.logEntries(msg) {
+				p, ok1 := e["partition"].(float64)
+				o, ok2 := e["offset"].(float64)
+				if !ok1 || !ok2 {
+					continue
+				}
+				deliveries++
+				seen[origin{int32(p), int64(o)}] = true
+			}
+		}
+	}
+	return deliveries, len(seen)
 }
