@@ -25,4 +25,4 @@ fi
 export RELIABILITY_PROFILE="${RELIABILITY_PROFILE:-short}"
 export RELIABILITY_REPORT="${RELIABILITY_REPORT-$PWD/docs/RELIABILITY.md}"
 go test -tags reliability -run "${RELIABILITY_RUN:-.}" -count=1 -timeout 30m -v ./reliability/ |
-	grep -v -e '^=== RUN' -e '^=== NAME' -e '^        {'
+	grep --line-buffered -v -e '^=== RUN' -e '^=== NAME' -e '^        {'

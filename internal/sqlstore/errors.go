@@ -14,6 +14,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/orderd/orderd/internal/fault"
+	"github.com/orderd/orderd/internal/order"
 )
 
 // classify marks err transient when it comes from an outage that is expected
@@ -26,11 +27,22 @@ func classify(err error) error {
 	if err == nil || fault.KindOf(err) != fault.Unclassified {
 		return err
 	}
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && unstorableSQLStates[pgErr.Code] {
+		// Text PostgreSQL cannot store (a NUL character, invalid UTF-8)
+		// fails the same way on every attempt: it is invalid input, not an
+		// outage and not a bug.
+		return order.Reject(order.ReasonInvalid, "text the database cannot store: "+pgErr.Message)
+	}
 	if transient(err) {
 		return fault.AsTransient(err)
 	}
 	return err
 }
+
+// unstorableSQLStates are the PostgreSQL error codes for text it cannot
+// store: character_not_in_repertoire (a NUL, invalid UTF-8) and
+// untranslatable_character.
+var unstorableSQLStates = map[string]bool{"22021": true, "22P05": true}
 
 // transientSQLStates are the PostgreSQL error codes, besides class 08
 // (connection exception), that a later attempt can succeed past.
