@@ -147,7 +147,12 @@ func writeReport(path string, started time.Time, code int) error {
 		"dead-lettered or applied though the model refuses them; *mismatches* counts orders and stock that differ from\n" +
 		"the model and broken stock invariants (reserved = Σ quantities of reserved lines, available + reserved =\n" +
 		"initial, never negative). *DLQ'd* is distinct by origin topic/partition/offset; copies include records\n" +
-		"written again after a redelivery.\n\n")
+		"written again after a redelivery.\n\n" +
+		"Every dead-lettered record must be one the model predicts, with the same `error_kind`: the poison records, and the\n" +
+		"rule refusals the workload contains on purpose (fraud-sized orders, an unsupported region, scarce stock, a\n" +
+		"cancellation after delivery, and the later steps of an order whose creation was refused). A refusal the model\n" +
+		"does not predict — an `invalid_transition` or `not_found` from events handled out of key order, an `exhausted`\n" +
+		"retry during an outage — counts as a mismatch, or as double-applied when the record was also applied.\n\n")
 	for _, r := range results {
 		status := "pass"
 		if !r.Passed {
