@@ -97,7 +97,8 @@ type dbItem struct {
 type dbStock struct{ available, reserved int64 }
 
 type dbState struct {
-	inbox  map[string]bool
+	inbox   map[string]bool   // events recorded as applied
+	refused map[string]string // events recorded as refused → reason
 	orders map[string]*dbOrder
 	stock  map[string]dbStock
 }
@@ -123,7 +124,7 @@ func readDB(t testing.TB, db *sql.DB) *dbState {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	st := &dbState{inbox: map[string]bool{}, orders: map[string]*dbOrder{}, stock: map[string]dbStock{}}
+	st := &dbState{inbox: map[string]bool{}, refused: map[string]string{}, orders: map[string]*dbOrder{}, stock: map[string]dbStock{}}
 	query := func(q string, scan func(*sql.Rows) error) {
 		rows, err := db.QueryContext(ctx, q)
 		if err != nil {
@@ -139,10 +140,14 @@ func readDB(t testing.TB, db *sql.DB) *dbState {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	query(`SELECT event_id FROM processed_events`, func(r *sql.Rows) error {
-		var id string
-		err := r.Scan(&id)
-		st.inbox[id] = true
+	query(`SELECT event_id, outcome, reason FROM processed_events`, func(r *sql.Rows) error {
+		var id, outcome, reason string
+		err := r.Scan(&id, &outcome, &reason)
+		if outcome == "refused" {
+			st.refused[id] = reason
+		} else {
+			st.inbox[id] = true
+		}
 		return err
 	})
 	query(`SELECT id, status FROM orders`, func(r *sql.Rows) error {
@@ -329,6 +334,9 @@ func checkScenario(t testing.TB, brokers, dbURL string, w *workload) *verdict {
 			if k := kinds(); !strings.Contains(","+k+",", ","+out.dlqKind+",") {
 				v.problem(&v.mismatch, "%s (%s) dead-lettered as %s, want %s", o, in.EventID, k, out.dlqKind)
 			}
+			if r, ok := db.refused[in.EventID]; in.Name != "" && in.Poison == "" && (!ok || r != out.dlqKind) {
+				v.problem(&v.mismatch, "%s (%s) refused as %s, but the inbox records %q (recorded: %v)", o, in.EventID, out.dlqKind, r, ok)
+			}
 		case out.applied:
 			if !db.inbox[in.EventID] {
 				v.problem(&v.lost, "%s (%s %s) should be applied but its id is not in the inbox", o, in.Name, in.EventID)
@@ -343,7 +351,7 @@ func checkScenario(t testing.TB, brokers, dbURL string, w *workload) *verdict {
 		}
 	}
 	for id := range db.inbox {
-		if !m.inbox[id] && !raceApplied[id] {
+		if reason, ok := m.inbox[id]; (!ok || reason != "") && !raceApplied[id] {
 			v.problem(&v.double, "event %s is recorded as applied, but the model refuses it", id)
 		}
 	}

@@ -42,7 +42,7 @@ type mStock struct{ available, reserved int64 }
 type model struct {
 	orders   map[string]*mOrder
 	stock    map[string]*mStock // tracked products, race products excluded
-	inbox    map[string]bool
+	inbox    map[string]string  // event id → "" applied, or the refusal's reason
 	outcomes map[origin]*outcome
 	unknown  []origin // records in the log that the test did not produce
 }
@@ -52,7 +52,7 @@ const fraudLimit = 1_000_000
 
 // replay builds the model of w from the records read back from the log.
 func replay(w *workload, log []*kgo.Record) *model {
-	m := &model{orders: map[string]*mOrder{}, stock: map[string]*mStock{}, inbox: map[string]bool{}, outcomes: map[origin]*outcome{}}
+	m := &model{orders: map[string]*mOrder{}, stock: map[string]*mStock{}, inbox: map[string]string{}, outcomes: map[origin]*outcome{}}
 	for p, n := range w.initial {
 		if !w.race[p] {
 			m.stock[p] = &mStock{available: n}
@@ -83,8 +83,9 @@ func (m *model) apply(in *intent) *outcome {
 		out.dlqKind = in.WantKind
 		return out
 	}
-	if m.inbox[in.EventID] {
-		out.duplicate = true
+	if reason, ok := m.inbox[in.EventID]; ok { // refusals are sticky too
+		out.duplicate = reason == ""
+		out.dlqKind = reason
 		return out
 	}
 	o := m.orders[in.OrderID]
@@ -132,10 +133,9 @@ func (m *model) apply(in *intent) *outcome {
 			out.dlqKind = "invalid_transition"
 		}
 	}
-	if out.dlqKind == "" {
-		out.applied = true
-		m.inbox[in.EventID] = true
-	}
+	out.applied = out.dlqKind == ""
+	m.inbox[in.EventID] = out.dlqKind
+
 	return out
 }
 

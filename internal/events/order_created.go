@@ -40,12 +40,3 @@ type KeepOrder struct {
 
 func (k *KeepOrder) Error() string { return k.Err.Error() }
 func (k *KeepOrder) Unwrap() error { return k.Err }
-
-// keep stores the order of a refused OrderCreated event in its own
-// transaction; create.Run makes it idempotent.
-func keep(ctx context.Context, txr order.Transactor, k *KeepOrder) error {
-	return txr.InTx(ctx, func(tx order.Tx) error {
-		_, err := create.Run(ctx, tx, k.Order)
-		return err
-	})
-}

@@ -155,9 +155,32 @@ type Tx interface {
 	Reserve(ctx context.Context, productID string, qty int64) (bool, error)
 	// Release moves qty from reserved back to available.
 	Release(ctx context.Context, productID string, qty int64) error
-	// MarkProcessed records an event id in the inbox; it reports false when the
-	// id was already there (the event's effect is already committed).
+	// MarkProcessed records an event id in the inbox as applied; it reports
+	// false, and changes nothing, when the id was already there.
 	MarkProcessed(ctx context.Context, eventID, eventName string) (bool, error)
+	// MarkRefused records an event id in the inbox as refused, with the
+	// refusal's reason code and message; it reports false, and changes
+	// nothing, when the id was already there.
+	MarkRefused(ctx context.Context, eventID, eventName string, r Refusal) (bool, error)
+	// Inbox returns what the inbox holds for an event id; ok is false when
+	// the id is not there.
+	Inbox(ctx context.Context, eventID string) (e InboxEntry, ok bool, err error)
+}
+
+// InboxEntry is what the idempotency inbox holds for one event id: the event
+// was either applied, or refused under the rules. A refusal is kept so that a
+// redelivery of the event is refused again, the same way, even when later
+// events have changed the state it was judged on.
+type InboxEntry struct {
+	Refused bool
+	Refusal Refusal // when Refused
+}
+
+// Refusal is why an event was refused: a reason code (RuleError reasons,
+// invalid_data…) and a message for people.
+type Refusal struct {
+	Reason string
+	Detail string
 }
 
 // Transactor runs a function inside one transaction, committing when it

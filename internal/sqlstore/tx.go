@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/orderd/orderd/internal/order"
 )
@@ -122,18 +123,62 @@ func (t *tx) Release(ctx context.Context, productID string, qty int64) error {
 	return nil
 }
 
-// MarkProcessed records eventID in the inbox, reporting false when it was
-// already there. On PostgreSQL a concurrent transaction inserting the same id
-// waits for this one and then finds it.
+// MarkProcessed records eventID in the inbox as applied, reporting false when
+// it was already there. On PostgreSQL a concurrent transaction inserting the
+// same id waits for this one and then finds it.
 func (t *tx) MarkProcessed(ctx context.Context, eventID, eventName string) (bool, error) {
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO processed_events (event_id, event_name, processed_at)
-		VALUES ($1, $2, $3) ON CONFLICT (event_id) DO NOTHING`, eventID, eventName, t.s.timeArg(t.s.now()))
+	return t.mark(ctx, eventID, eventName, outcomeApplied, order.Refusal{})
+}
+
+// MarkRefused records eventID in the inbox as refused, reporting false when it
+// was already there.
+func (t *tx) MarkRefused(ctx context.Context, eventID, eventName string, r order.Refusal) (bool, error) {
+	return t.mark(ctx, eventID, eventName, outcomeRefused, r)
+}
+
+// The inbox's outcome column.
+const (
+	outcomeApplied = "applied"
+	outcomeRefused = "refused"
+)
+
+func (t *tx) mark(ctx context.Context, eventID, eventName, outcome string, r order.Refusal) (bool, error) {
+	res, err := t.tx.ExecContext(ctx, `INSERT INTO processed_events (event_id, event_name, processed_at, outcome, reason, detail)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING`,
+		eventID, eventName, t.s.timeArg(t.s.now()), outcome, storable(r.Reason), storable(r.Detail))
 	if err != nil {
-		return false, classify(fmt.Errorf("mark event %s processed: %w", eventID, err))
+		return false, classify(fmt.Errorf("mark event %s %s: %w", eventID, outcome, err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, classify(fmt.Errorf("mark event %s processed: %w", eventID, err))
+		return false, classify(fmt.Errorf("mark event %s %s: %w", eventID, outcome, err))
 	}
 	return n == 1, nil
+}
+
+// Inbox returns the inbox entry of eventID.
+func (t *tx) Inbox(ctx context.Context, eventID string) (order.InboxEntry, bool, error) {
+	var outcome, reason, detail string
+	err := t.tx.QueryRowContext(ctx, `SELECT outcome, reason, detail FROM processed_events WHERE event_id = $1`,
+		eventID).Scan(&outcome, &reason, &detail)
+	if errors.Is(err, sql.ErrNoRows) {
+		return order.InboxEntry{}, false, nil
+	}
+	if err != nil {
+		return order.InboxEntry{}, false, classify(fmt.Errorf("read inbox entry of event %s: %w", eventID, err))
+	}
+	if outcome != outcomeRefused {
+		return order.InboxEntry{}, true, nil
+	}
+	return order.InboxEntry{Refused: true, Refusal: order.Refusal{Reason: reason, Detail: detail}}, true, nil
+}
+
+// storable makes a message safe for a TEXT column on both databases: valid
+// UTF-8 without NUL (PostgreSQL refuses both), at most 1,000 bytes.
+func storable(s string) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	if len(s) > 1000 {
+		s = strings.ToValidUTF8(s[:1000], "")
+	}
+	return s
 }

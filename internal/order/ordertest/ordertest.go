@@ -17,19 +17,19 @@ type Store struct {
 	mu     sync.Mutex
 	orders map[string]*order.Order
 	stock  map[string]order.Stock
-	events map[string]bool
+	events map[string]order.InboxEntry
 }
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
-	return &Store{orders: map[string]*order.Order{}, stock: map[string]order.Stock{}, events: map[string]bool{}}
+	return &Store{orders: map[string]*order.Order{}, stock: map[string]order.Stock{}, events: map[string]order.InboxEntry{}}
 }
 
 // InTx runs fn against a snapshot and commits it when fn returns nil.
 func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx := &tx{orders: map[string]*order.Order{}, stock: map[string]order.Stock{}, events: map[string]bool{}}
+	tx := &tx{orders: map[string]*order.Order{}, stock: map[string]order.Stock{}, events: map[string]order.InboxEntry{}}
 	for k, v := range s.orders {
 		tx.orders[k] = clone(v)
 	}
@@ -95,7 +95,7 @@ func clone(o *order.Order) *order.Order {
 type tx struct {
 	orders map[string]*order.Order
 	stock  map[string]order.Stock
-	events map[string]bool
+	events map[string]order.InboxEntry
 }
 
 func (t *tx) Order(_ context.Context, id string) (*order.Order, error) {
@@ -147,11 +147,24 @@ func (t *tx) Release(_ context.Context, productID string, qty int64) error {
 }
 
 func (t *tx) MarkProcessed(_ context.Context, eventID, _ string) (bool, error) {
-	if t.events[eventID] {
+	if _, ok := t.events[eventID]; ok {
 		return false, nil
 	}
-	t.events[eventID] = true
+	t.events[eventID] = order.InboxEntry{}
 	return true, nil
+}
+
+func (t *tx) MarkRefused(_ context.Context, eventID, _ string, r order.Refusal) (bool, error) {
+	if _, ok := t.events[eventID]; ok {
+		return false, nil
+	}
+	t.events[eventID] = order.InboxEntry{Refused: true, Refusal: r}
+	return true, nil
+}
+
+func (t *tx) Inbox(_ context.Context, eventID string) (order.InboxEntry, bool, error) {
+	e, ok := t.events[eventID]
+	return e, ok, nil
 }
 
 // Notifier records notifications; Err, when set, is returned instead.

@@ -1,0 +1,152 @@
+package events_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/orderd/orderd/internal/events"
+	"github.com/orderd/orderd/internal/fault"
+	"github.com/orderd/orderd/internal/order"
+	"github.com/orderd/orderd/internal/order/cancel"
+	"github.com/orderd/orderd/internal/order/fulfil"
+	"github.com/orderd/orderd/internal/order/ordertest"
+	"github.com/orderd/orderd/internal/order/process"
+	"github.com/orderd/orderd/internal/sqlstore"
+	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
+)
+
+func created(eventID, orderID, product string, qty int) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"name":"OrderCreated","data":{"orderId":%q,"customerId":"c-1","totalAmount":%d.00,"currency":"USD","items":[{"productId":%q,"quantity":%d,"unitPrice":10.00,"totalPrice":%d.00}]}}`,
+		eventID, orderID, 10*qty, product, qty, 10*qty)
+}
+
+func cancelled(eventID, orderID string) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"name":"OrderCancelled","data":{"orderId":%q,"reason":"changed my mind"}}`, eventID, orderID)
+}
+
+// TestRefusalIsSticky is defect b2 of the reliability suite: order B is
+// refused for want of stock, A is then cancelled and releases its units, and
+// B's event is delivered again (its offset was never committed). B must be
+// refused again with the same reason — not take the released units — and the
+// inbox must not let the refusal be judged anew.
+func TestRefusalIsSticky(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range sqlstoretest.Dialects(t) {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			st := sqlstoretest.Open(t, dialect)
+			ctx := context.Background()
+			if _, err := st.SetStock(ctx, "scarce", 2); err != nil {
+				t.Fatal(err)
+			}
+			notifier := &ordertest.Notifier{}
+			h := events.NewHandler(events.DefaultRegistry(events.UseCases{
+				Process: process.New(order.DefaultRules(), notifier),
+				Cancel:  cancel.New(order.DefaultRules(), notifier),
+				Fulfil:  fulfil.New(),
+			}), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+			handle := func(value []byte) (events.Result, error) {
+				t.Helper()
+				return h.Handle(ctx, value)
+			}
+			if res, err := handle(created("a-created", "A", "scarce", 2)); err != nil || res != events.Applied {
+				t.Fatalf("A created: %v, %v", res, err)
+			}
+			bCreated := created("b-created", "B", "scarce", 2)
+			_, err := handle(bCreated)
+			wantRefusal(t, "B created", err, order.ReasonOutOfStock)
+			if res, err := handle(cancelled("a-cancelled", "A")); err != nil || res != events.Applied {
+				t.Fatalf("A cancelled: %v, %v", res, err)
+			}
+			wantStock(t, st, order.Stock{ProductID: "scarce", Available: 2})
+
+			// The redeliveries.
+			_, err = handle(bCreated)
+			wantRefusal(t, "B created, redelivered", err, order.ReasonOutOfStock)
+			if !strings.Contains(err.Error(), "earlier delivery") {
+				t.Errorf("redelivered refusal = %q, want it to say it was refused before", err)
+			}
+			if res, err := handle(created("a-created", "A", "scarce", 2)); err != nil || res != events.Duplicate {
+				t.Errorf("A created, redelivered: %v, %v; want duplicate", res, err)
+			}
+			wantStock(t, st, order.Stock{ProductID: "scarce", Available: 2})
+			b, err := st.GetOrder(ctx, "B")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Status != order.StatusNew {
+				t.Errorf("B status = %q, want new (kept for review, never processed)", b.Status)
+			}
+			if a, _ := st.GetOrder(ctx, "A"); a == nil || a.Status != order.StatusCancelled {
+				t.Errorf("A = %+v, want cancelled", a)
+			}
+		})
+	}
+}
+
+// TestRefusalOfOtherEvents: refusals of events that are not OrderCreated are
+// sticky too (a cancellation refused as not_found stays refused once the
+// order exists), and a refusal's message is stored even when it holds text a
+// database column would refuse.
+func TestRefusalOfOtherEvents(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range sqlstoretest.Dialects(t) {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			st := sqlstoretest.Open(t, dialect)
+			ctx := context.Background()
+			notifier := &ordertest.Notifier{}
+			h := events.NewHandler(events.DefaultRegistry(events.UseCases{
+				Process: process.New(order.DefaultRules(), notifier),
+				Cancel:  cancel.New(order.DefaultRules(), notifier),
+				Fulfil:  fulfil.New(),
+			}), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+			early := cancelled("c-cancelled", "C")
+			_, err := h.Handle(ctx, early)
+			wantRefusal(t, "cancel before create", err, order.ReasonNotFound)
+			if res, err := h.Handle(ctx, created("c-created", "C", "plenty", 1)); err != nil || res != events.Applied {
+				t.Fatalf("C created: %v, %v", res, err)
+			}
+			_, err = h.Handle(ctx, early)
+			wantRefusal(t, "cancel before create, redelivered", err, order.ReasonNotFound)
+			if c, _ := st.GetOrder(ctx, "C"); c == nil || c.Status != order.StatusProcessing {
+				t.Errorf("C = %+v, want processing (the late redelivery of a refused cancel changes nothing)", c)
+			}
+
+			odd := cancelled("d-cancelled", "D\u00ff-\xff")
+			_, err = h.Handle(ctx, odd)
+			if k := fault.KindOf(err); k != fault.Permanent {
+				t.Fatalf("cancel of an odd id: %v (%v), want permanent", err, k)
+			}
+			_, err2 := h.Handle(ctx, odd)
+			if fault.KindOf(err2) != fault.Permanent {
+				t.Fatalf("cancel of an odd id, redelivered: %v, want permanent", err2)
+			}
+		})
+	}
+}
+
+func wantRefusal(t *testing.T, what string, err error, reason string) {
+	t.Helper()
+	kind, got := fault.Of(err)
+	if kind != fault.Permanent || got != reason {
+		t.Fatalf("%s: %v (%v, %q), want a permanent %s refusal", what, err, kind, got, reason)
+	}
+}
+
+func wantStock(t *testing.T, st *sqlstore.Store, want order.Stock) {
+	t.Helper()
+	got, err := st.GetStock(context.Background(), want.ProductID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("stock = %+v, want %+v", got, want)
+	}
+}
