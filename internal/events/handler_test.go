@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/orderd/orderd/internal/events"
@@ -128,6 +129,54 @@ func TestRefusalOfOtherEvents(t *testing.T) {
 			if fault.KindOf(err2) != fault.Permanent {
 				t.Fatalf("cancel of an odd id, redelivered: %v, want permanent", err2)
 			}
+		})
+	}
+}
+
+// TestSharedProductsNoDeadlock: orders listing the same two products in
+// opposite orders, processed concurrently, all succeed at the first attempt —
+// stock rows are locked in product order, so PostgreSQL never finds a
+// deadlock to break.
+func TestSharedProductsNoDeadlock(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range sqlstoretest.Dialects(t) {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			st := sqlstoretest.Open(t, dialect)
+			ctx := context.Background()
+			for _, p := range []string{"x", "y"} {
+				if _, err := st.SetStock(ctx, p, 1000); err != nil {
+					t.Fatal(err)
+				}
+			}
+			notifier := &ordertest.Notifier{}
+			h := events.NewHandler(events.DefaultRegistry(events.UseCases{
+				Process: process.New(order.DefaultRules(), notifier),
+				Cancel:  cancel.New(order.DefaultRules(), notifier),
+				Fulfil:  fulfil.New(),
+			}), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			const perWorker = 40
+			errs := make(chan error, 2*perWorker)
+			var wg sync.WaitGroup
+			for w, products := range [][2]string{{"x", "y"}, {"y", "x"}} {
+				wg.Go(func() {
+					for i := range perWorker {
+						id := fmt.Sprintf("w%d-%d", w, i)
+						v := fmt.Appendf(nil, `{"id":%q,"name":"OrderCreated","data":{"orderId":%q,"customerId":"c","totalAmount":20.00,"currency":"USD","items":[{"productId":%q,"quantity":1,"unitPrice":10.00,"totalPrice":10.00},{"productId":%q,"quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`,
+							id, id, products[0], products[1])
+						if _, err := h.Handle(ctx, v); err != nil {
+							errs <- fmt.Errorf("order %s: %w", id, err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			wantStock(t, st, order.Stock{ProductID: "x", Available: 1000 - 2*perWorker, Reserved: 2 * perWorker})
+			wantStock(t, st, order.Stock{ProductID: "y", Available: 1000 - 2*perWorker, Reserved: 2 * perWorker})
 		})
 	}
 }

@@ -5,6 +5,8 @@ package order
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -96,6 +98,18 @@ type Order struct {
 
 // Money returns minor units of the order's currency as Money.
 func (o *Order) Money(minor int64) Money { return Money{Minor: minor, Currency: o.Currency} }
+
+// ByProduct returns the indexes of o's items ordered by product id (lines of
+// one product in their own order). Stock rows are always locked in this
+// order, so that transactions sharing products cannot deadlock.
+func (o *Order) ByProduct() []int {
+	idx := make([]int, len(o.Items))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(o.Items[a].ProductID, o.Items[b].ProductID) })
+	return idx
+}
 
 // MoveTo changes the order's status if the status machine allows it, and
 // returns a *RuleError of kind ReasonInvalidTransition (or ReasonNotCancellable)

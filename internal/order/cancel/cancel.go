@@ -65,7 +65,8 @@ func (uc *UseCase) Run(ctx context.Context, tx Store, in Input) (Output, error) 
 	}
 	refund := charged - order.ApplyRate(charged, uc.Rules.CancellationFeeRate)
 	// 4. Release reserved stock; store refund and reason.
-	for i, it := range o.Items {
+	for _, i := range o.ByProduct() { // in product order, like Reserve
+		it := o.Items[i]
 		if !it.Reserved {
 			continue
 		}

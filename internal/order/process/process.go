@@ -68,8 +68,11 @@ func (uc *UseCase) Run(ctx context.Context, tx Store, in Input) (Output, error) 
 	discount := order.ApplyRate(o.TotalAmount, uc.Rules.DiscountRate)
 	// 5. Final total.
 	final := o.TotalAmount + shipping - discount
-	// 6. Reserve stock and move to processing.
-	for i, it := range o.Items {
+	// 6. Reserve stock and move to processing. Rows are taken in product
+	// order, as every transaction takes them, so two orders sharing products
+	// never wait on each other in a cycle (a deadlock on PostgreSQL).
+	for _, i := range o.ByProduct() {
+		it := o.Items[i]
 		if !tracked[i] {
 			continue
 		}
