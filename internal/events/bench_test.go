@@ -1,0 +1,142 @@
+package events_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/orderd/orderd/internal/events"
+	"github.com/orderd/orderd/internal/notifylog"
+	"github.com/orderd/orderd/internal/order"
+	"github.com/orderd/orderd/internal/order/cancel"
+	"github.com/orderd/orderd/internal/order/fulfil"
+	"github.com/orderd/orderd/internal/order/process"
+	"github.com/orderd/orderd/internal/sqlstore"
+	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
+)
+
+// sampleProducts is how many product ids events.SampleOrderCreated draws from
+// (prod-000 … prod-099).
+const sampleProducts = 100
+
+// BenchmarkDecode measures the envelope checks and decoding of one typical
+// OrderCreated record (the data object stays raw here).
+func BenchmarkDecode(b *testing.B) {
+	_, value := events.SampleOrderCreated("bench-decode", 0, rand.New(rand.NewPCG(1, 2)))
+	b.SetBytes(int64(len(value)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := events.Decode(value); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHandle measures Handler.Handle end to end for new OrderCreated
+// events, each with its own event and order id: decode, inbox insert, order
+// insert, ProcessOrder (stock reads, reservations, update) and the commit.
+func BenchmarkHandle(b *testing.B) {
+	for _, dialect := range sqlstoretest.Dialects(b) {
+		b.Run(dialect, func(b *testing.B) {
+			h := benchHandler(b, dialect)
+			ctx := b.Context()
+			src := newSampleSource(b, "bench-handle-"+dialect)
+			b.ReportAllocs()
+			for b.Loop() {
+				if res, err := h.Handle(ctx, src.next()); err != nil || res != events.Applied {
+					b.Fatalf("handle: %v, %v; want applied", res, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkHandleDuplicate measures Handler.Handle for a redelivered event:
+// decode, then a transaction whose inbox insert finds the id and reads its
+// entry back.
+func BenchmarkHandleDuplicate(b *testing.B) {
+	for _, dialect := range sqlstoretest.Dialects(b) {
+		b.Run(dialect, func(b *testing.B) {
+			h := benchHandler(b, dialect)
+			ctx := b.Context()
+			_, value := events.SampleOrderCreated("bench-duplicate", 0, rand.New(rand.NewPCG(1, 2)))
+			if res, err := h.Handle(ctx, value); err != nil || res != events.Applied {
+				b.Fatalf("first delivery: %v, %v; want applied", res, err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if res, err := h.Handle(ctx, value); err != nil || res != events.Duplicate {
+					b.Fatalf("redelivery: %v, %v; want duplicate", res, err)
+				}
+			}
+		})
+	}
+}
+
+// benchHandler returns a Handler wired as the service wires it, on a fresh
+// store of dialect whose sample products all have ample stock. Logging is
+// discarded, so only the level checks are paid.
+func benchHandler(b *testing.B, dialect string) *events.Handler {
+	b.Helper()
+	st := sqlstoretest.Open(b, dialect)
+	stockSampleProducts(b, st)
+	logger := slog.New(slog.DiscardHandler)
+	notifier := notifylog.New(logger)
+	rules := order.DefaultRules()
+	return events.NewHandler(events.DefaultRegistry(events.UseCases{
+		Process: process.New(rules, notifier),
+		Cancel:  cancel.New(rules, notifier),
+		Fulfil:  fulfil.New(),
+	}), st, logger)
+}
+
+func stockSampleProducts(b *testing.B, st *sqlstore.Store) {
+	b.Helper()
+	ctx := context.Background()
+	for i := range sampleProducts {
+		if _, err := st.SetStock(ctx, fmt.Sprintf("prod-%03d", i), 1<<40); err != nil {
+			b.Fatalf("set stock: %v", err)
+		}
+	}
+}
+
+// sampleSource hands out OrderCreated records with unique ids, generated in
+// chunks with the benchmark timer stopped.
+type sampleSource struct {
+	b      *testing.B
+	run    string
+	rng    *rand.Rand
+	values [][]byte
+	pos    int
+	made   int
+}
+
+// sampleChunk is how many records a sampleSource generates at a time.
+const sampleChunk = 1024
+
+func newSampleSource(b *testing.B, run string) *sampleSource {
+	s := &sampleSource{b: b, run: run, rng: rand.New(rand.NewPCG(1, 2)), values: make([][]byte, sampleChunk)}
+	s.fill()
+	return s
+}
+
+func (s *sampleSource) fill() {
+	for i := range s.values {
+		_, s.values[i] = events.SampleOrderCreated(s.run, s.made, s.rng)
+		s.made++
+	}
+	s.pos = 0
+}
+
+func (s *sampleSource) next() []byte {
+	if s.pos == len(s.values) {
+		s.b.StopTimer()
+		s.fill()
+		s.b.StartTimer()
+	}
+	v := s.values[s.pos]
+	s.pos++
+	return v
+}
