@@ -99,8 +99,8 @@ type dbStock struct{ available, reserved int64 }
 type dbState struct {
 	inbox   map[string]bool   // events recorded as applied
 	refused map[string]string // events recorded as refused → reason
-	orders map[string]*dbOrder
-	stock  map[string]dbStock
+	orders  map[string]*dbOrder
+	stock   map[string]dbStock
 }
 
 // openDB opens the database behind an orderd DATABASE_URL for reading.

@@ -3,12 +3,8 @@ package app
 import (
 	"context"
 	"net/http"
-	"sync"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/orderd/orderd/internal/events"
 	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/kafka"
 	"github.com/orderd/orderd/internal/metrics"
@@ -41,53 +37,11 @@ func (a *App) instrumentHTTP(h http.Handler, patterns []string) http.Handler {
 	})
 }
 
-// calls remembers, per partition, the event name and result of the last
-// handler call, so that the consumer's Outcome (which knows how the call
-// ended: retried, dead-lettered…) can be labelled with them. A partition's
-// calls and outcomes come from one goroutine, one after the other.
-type calls struct {
-	mu   sync.Mutex
-	last map[callKey]call
-}
-
-type callKey struct {
-	topic     string
-	partition int32
-}
-
-type call struct {
-	offset int64
-	event  string
-	result events.Result
-}
-
-func (c *calls) note(rec *kgo.Record, event string, result events.Result) {
-	c.mu.Lock()
-	if c.last == nil {
-		c.last = make(map[callKey]call)
-	}
-	c.last[callKey{rec.Topic, rec.Partition}] = call{rec.Offset, event, result}
-	c.mu.Unlock()
-}
-
-func (c *calls) take(topic string, partition int32, offset int64) call {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := callKey{topic, partition}
-	cl, ok := c.last[k]
-	if !ok || cl.offset != offset {
-		return call{offset: offset, event: metrics.UnknownEvent}
-	}
-	delete(c.last, k)
-	return cl
-}
-
 // observe counts one handler call from the consumer's report of it.
 func (a *App) observe(o kafka.Outcome) {
-	cl := a.calls.take(o.Topic, o.Partition, o.Offset)
 	outcome := metrics.Retried
 	switch {
-	case o.Err == nil && cl.result == events.Duplicate:
+	case o.Err == nil && o.Duplicate:
 		outcome = metrics.Duplicate
 	case o.Err == nil:
 		outcome = metrics.Applied
@@ -95,7 +49,11 @@ func (a *App) observe(o kafka.Outcome) {
 		outcome = metrics.DeadLettered
 		a.metrics.DeadLettered(dlqErrorKind(o))
 	}
-	a.metrics.Event(cl.event, outcome, o.Duration)
+	event := o.Event
+	if event == "" {
+		event = metrics.UnknownEvent
+	}
+	a.metrics.Event(event, outcome, o.Duration)
 }
 
 // dlqErrorKind is the error_kind the consumer wrote on the DLQ record: the

@@ -17,6 +17,9 @@ type Meta struct {
 	EventName     string
 	OrderID       string
 	Attempt       int
+	// Duplicate is set when the event was already in the inbox: the record
+	// was acknowledged without a second effect.
+	Duplicate bool
 }
 
 type metaKey struct{}

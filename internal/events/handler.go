@@ -34,35 +34,98 @@ func NewHandler(r *Registry, tx order.Transactor, logger *slog.Logger) *Handler 
 	return &Handler{registry: r, tx: tx, logger: logger}
 }
 
-// Handle applies one record value. It returns nil only once the effect and the
-// event id are committed together, or the id was already committed (a
-// redelivery). Errors carry their class (internal/fault): decoding and rule
-// errors are permanent, store outages transient.
+// Handle applies one record value in a transaction of its own. It returns
+// nil only once the effect and the event id are committed together, or the
+// id was already committed (a redelivery: Duplicate). Errors carry their
+// class (internal/fault): decoding and rule errors are permanent, store
+// outages transient.
 //
-// A rule refusal is recorded in the inbox too (see refuse), so a redelivered
-// refused event is refused again with the same reason, never applied late.
+// A rule refusal is recorded in the inbox too, so a redelivered refused event
+// is refused again with the same reason, never applied late.
 func (h *Handler) Handle(ctx context.Context, value []byte) (Result, error) {
-	start := time.Now()
 	meta := delivery.MetaFrom(ctx)
+	n, errs, stop := h.apply(ctx, [][]byte{value}, []*delivery.Meta{meta})
+	if n == 0 {
+		return "", stop
+	}
+	if errs[0] != nil {
+		return "", errs[0]
+	}
+	if meta.Duplicate {
+		return Duplicate, nil
+	}
+	return Applied, nil
+}
+
+// HandleBatch applies the record values of one partition, in order, in one
+// transaction (group commit): one commit, and on SQLite one fsync, for the
+// lot. Each event runs under its own savepoint, so a refused event is undone
+// alone and recorded as refused while the others stand. It returns how many
+// values, from the first, are finished — each with nil (applied, or a
+// duplicate: metas[i].Duplicate) or its permanent error — and stops before
+// the first event that fails otherwise (a store outage), which is then for
+// Handle and its retries. It is a kafka.BatchHandler once given the records'
+// values.
+func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*delivery.Meta) (int, []error) {
+	n, errs, stop := h.apply(ctx, values, metas)
+	if stop != nil && h.logger.Enabled(ctx, slog.LevelDebug) {
+		h.logger.LogAttrs(ctx, slog.LevelDebug, "batch stopped; the next event is retried alone",
+			slog.Int("events", len(values)), slog.Int("finished", n), slog.String("error", stop.Error()))
+	}
+	return n, errs
+}
+
+// apply runs values in one transaction, each under a savepoint, until one
+// fails with an error that is not permanent (stop). It returns how many are
+// finished, with their results; n is 0 when the transaction failed.
+func (h *Handler) apply(ctx context.Context, values [][]byte, metas []*delivery.Meta) (n int, errs []error, stop error) {
+	errs = make([]error, len(values))
+	err := h.tx.InTx(ctx, func(tx order.Tx) error {
+		for i, v := range values {
+			err := h.applyOne(ctx, tx, v, metas[i])
+			if err != nil && fault.KindOf(err) != fault.Permanent {
+				stop = err
+				break
+			}
+			errs[i] = err
+			n = i + 1
+		}
+		if n == 0 {
+			return stop // nothing to commit
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, errs, stop
+}
+
+// applyOne applies one event inside tx: nil when applied or already applied
+// (meta.Duplicate), a permanent error when it cannot be decoded or is refused
+// under the rules (the refusal then recorded in the inbox), any other error
+// when the store failed.
+func (h *Handler) applyOne(ctx context.Context, tx order.Tx, value []byte, meta *delivery.Meta) error {
+	start := time.Now()
+	meta.Duplicate = false
 	ev, err := Decode(value)
 	if err != nil {
-		return "", err
+		return err
 	}
 	meta.EventID, meta.EventName, meta.OrderID = ev.ID, ev.Name, ev.OrderID()
 	p, ok := h.registry.Lookup(ev.Name)
 	if !ok {
-		return "", fault.Permanentf(ReasonUnknownEvent, "no processor for event %q (known: %v)", ev.Name, h.registry.Names())
+		return fault.Permanentf(ReasonUnknownEvent, "no processor for event %q (known: %v)", ev.Name, h.registry.Names())
 	}
 	var summary string
 	var prior order.InboxEntry
-	result := Applied
-	err = h.tx.InTx(ctx, func(tx order.Tx) error {
+	err = tx.Savepoint(ctx, func() error {
 		first, err := tx.MarkProcessed(ctx, ev.ID, ev.Name)
 		if err != nil {
 			return err
 		}
 		if !first {
-			result = Duplicate
+			meta.Duplicate = true
 			prior, _, err = tx.Inbox(ctx, ev.ID)
 			return err
 		}
@@ -70,39 +133,38 @@ func (h *Handler) Handle(ctx context.Context, value []byte) (Result, error) {
 		return err
 	})
 	if err != nil && fault.KindOf(err) == fault.Permanent {
-		result, prior, err = h.refuse(ctx, ev, err)
+		meta.Duplicate, prior, err = h.refuse(ctx, tx, ev, meta, err)
 	}
 	if err != nil {
-		return "", err
+		return err
 	}
 	if prior.Refused {
-		return "", refusedBefore(prior.Refusal)
+		meta.Duplicate = false
+		return refusedBefore(prior.Refusal)
 	}
 	if h.logger.Enabled(ctx, slog.LevelDebug) {
-		msg := "event " + string(result)
-		if result == Applied {
-			msg += ": " + summary
+		msg := "event applied: " + summary
+		if meta.Duplicate {
+			msg = "event duplicate: already in the inbox"
 		}
 		h.logger.LogAttrs(ctx, slog.LevelDebug, msg, append(meta.LogAttrs(),
 			slog.String("event_name", ev.Name),
 			slog.Duration("took", time.Since(start)))...)
 	}
-	return result, nil
+	return nil
 }
 
 // refuse records in the inbox that ev was refused for cause (a permanent
 // error of its processor) and, for a refused OrderCreated, keeps its order
-// unprocessed for review — both in one transaction. It returns cause, so the
-// event goes to the dead-letter topic. When ev's id reached the inbox in the
-// meantime (another delivery of the event), the inbox wins: Duplicate for an
-// applied event, prior.Refused for a refused one.
-func (h *Handler) refuse(ctx context.Context, ev Envelope, cause error) (Result, order.InboxEntry, error) {
+// unprocessed for review — under one savepoint of tx. It returns cause, so
+// the event goes to the dead-letter topic. When ev's id is in the inbox
+// already (another delivery of the event, committed meanwhile), the inbox
+// wins: dup with what it holds.
+func (h *Handler) refuse(ctx context.Context, tx order.Tx, ev Envelope, meta *delivery.Meta, cause error) (dup bool, prior order.InboxEntry, err error) {
 	_, reason := fault.Of(cause)
 	refusal := order.Refusal{Reason: reason, Detail: cause.Error()}
-	var prior order.InboxEntry
-	dup := false
 	k, keepOrder := errors.AsType[*KeepOrder](cause)
-	err := h.tx.InTx(ctx, func(tx order.Tx) error {
+	err = tx.Savepoint(ctx, func() error {
 		first, err := tx.MarkRefused(ctx, ev.ID, ev.Name, refusal)
 		if err != nil {
 			return err
@@ -117,25 +179,22 @@ func (h *Handler) refuse(ctx context.Context, ev Envelope, cause error) (Result,
 		}
 		return err
 	})
-	meta := delivery.MetaFrom(ctx)
 	switch {
 	case err != nil && fault.KindOf(err) != fault.Permanent:
-		return "", order.InboxEntry{}, err // retried: the refusal is decided again
+		return false, order.InboxEntry{}, err // the event is tried again
 	case err != nil:
 		// The refusal cannot be stored (an id the database refuses to hold):
 		// such an event fails this way on every delivery anyway.
 		h.logger.LogAttrs(ctx, slog.LevelWarn, "refusal not recorded in the inbox",
 			append(meta.LogAttrs(), slog.String("error", err.Error()))...)
-		return "", order.InboxEntry{}, cause
-	case dup && !prior.Refused:
-		return Duplicate, prior, nil
+		return false, order.InboxEntry{}, cause
 	case dup:
-		return "", prior, nil
+		return true, prior, nil
 	}
 	if keepOrder {
 		h.logger.LogAttrs(ctx, slog.LevelDebug, "order kept unprocessed for review", meta.LogAttrs()...)
 	}
-	return "", order.InboxEntry{}, cause
+	return false, order.InboxEntry{}, cause
 }
 
 // refusedBefore is the error of a redelivered event that the inbox records

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/orderd/orderd/internal/delivery"
 	"github.com/orderd/orderd/internal/events"
 	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/order"
@@ -177,6 +178,79 @@ func TestSharedProductsNoDeadlock(t *testing.T) {
 			}
 			wantStock(t, st, order.Stock{ProductID: "x", Available: 1000 - 2*perWorker, Reserved: 2 * perWorker})
 			wantStock(t, st, order.Stock{ProductID: "y", Available: 1000 - 2*perWorker, Reserved: 2 * perWorker})
+		})
+	}
+}
+
+// TestHandleBatch: one transaction for a partition's records, each event
+// under its own savepoint. A refused event, an undecodable one, a duplicate
+// and an event whose text the database itself refuses (a NUL in a name: on
+// PostgreSQL a failed statement, which aborts the transaction unless rolled
+// back to a savepoint) sit between applied ones; each gets its own result and
+// only the applied effects stand.
+func TestHandleBatch(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range sqlstoretest.Dialects(t) {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			st := sqlstoretest.Open(t, dialect)
+			ctx := context.Background()
+			if _, err := st.SetStock(ctx, "scarce", 1); err != nil {
+				t.Fatal(err)
+			}
+			notifier := &ordertest.Notifier{}
+			h := events.NewHandler(events.DefaultRegistry(events.UseCases{
+				Process: process.New(order.DefaultRules(), notifier),
+				Cancel:  cancel.New(order.DefaultRules(), notifier),
+				Fulfil:  fulfil.New(),
+			}), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+			nul := fmt.Appendf(nil, `{"id":"e-nul","name":"OrderCreated","data":{"orderId":"N","customerId":"c-1","customerName":"a\u0000b","totalAmount":10.00,"currency":"USD","items":[{"productId":"p","quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`)
+			values := [][]byte{
+				created("e-a", "A", "scarce", 1), // applied: takes the last unit
+				created("e-b", "B", "scarce", 1), // refused: out_of_stock, kept as new
+				[]byte(`{"id":"e-x","name":`),    // malformed
+				created("e-a", "A", "scarce", 1), // duplicate of the first
+				nul,                              // refused by the database
+				created("e-c", "C", "plenty", 3), // applied
+				cancelled("e-a-cancel", "A"),     // applied: releases the unit
+				created("e-b", "B", "scarce", 1), // B again: still refused
+			}
+			metas := make([]*delivery.Meta, len(values))
+			for i := range metas {
+				metas[i] = &delivery.Meta{}
+			}
+			n, errs := h.HandleBatch(ctx, values, metas)
+			if n != len(values) {
+				t.Fatalf("finished %d of %d: %v", n, len(values), errs)
+			}
+			want := []string{"", order.ReasonOutOfStock, events.ReasonMalformedJSON, "", order.ReasonInvalid, "", "", order.ReasonOutOfStock}
+			if dialect == sqlstore.DialectSQLite {
+				want[4] = "" // SQLite stores a NUL
+			}
+			for i, w := range want {
+				switch kind, reason := fault.Of(errs[i]); {
+				case w == "" && errs[i] != nil:
+					t.Errorf("value %d: %v, want it applied", i, errs[i])
+				case w != "" && (kind != fault.Permanent || reason != w):
+					t.Errorf("value %d: %v (%v %q), want a permanent %s", i, errs[i], kind, reason, w)
+				}
+			}
+			if !metas[3].Duplicate || metas[0].Duplicate || metas[5].Duplicate {
+				t.Errorf("duplicate flags = %v %v %v, want only the redelivered event marked", metas[0].Duplicate, metas[3].Duplicate, metas[5].Duplicate)
+			}
+			if metas[5].EventID != "e-c" || metas[5].EventName != "OrderCreated" || metas[5].OrderID != "C" {
+				t.Errorf("meta of value 5 = %+v", metas[5])
+			}
+			wantStock(t, st, order.Stock{ProductID: "scarce", Available: 1})
+			for id, status := range map[string]order.Status{"A": order.StatusCancelled, "B": order.StatusNew, "C": order.StatusProcessing} {
+				if o, err := st.GetOrder(ctx, id); err != nil || o.Status != status {
+					t.Errorf("order %s = %+v, %v; want %s", id, o, err, status)
+				}
+			}
+			if _, err := st.GetOrder(ctx, "N"); (err == nil) != (want[4] == "") {
+				t.Errorf("order N: %v; want it stored only where the database takes a NUL", err)
+			}
 		})
 	}
 }

@@ -30,6 +30,17 @@ import (
 // shutdown or when the partition is lost.
 type Handler func(ctx context.Context, rec *kgo.Record) error
 
+// BatchHandler handles several records of one partition at once, in offset
+// order — in one database transaction (group commit). It returns how many
+// records, from the first, it finished (n), and for each of them nil
+// (handled: its effect is committed) or a permanent error (the record goes to
+// the DLQ). It stops at the first record it cannot finish so: that record
+// goes to the Handler, with its retries, before batching resumes. metas[i]
+// describes recs[i]; the batch handler fills them in as a Handler fills in
+// its context's Meta. ctx is cancelled only when the consumer gives up
+// waiting.
+type BatchHandler func(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (n int, errs []error)
+
 // State is the consumer's lifecycle state as reported by Status.
 type State string
 
@@ -55,8 +66,10 @@ type Outcome struct {
 	Kind      fault.Kind
 	Reason    string
 	DLQ       bool
-	Duration  time.Duration // of this handler call
+	Duration  time.Duration // of this handler call (a batch's share of it)
 	Attempts  int           // this call's number, from 1
+	Event     string        // the event's name, once decoded
+	Duplicate bool          // handled as an already applied event
 }
 
 // Status is the consumer's state for GET …/message_broker/status.
@@ -81,13 +94,25 @@ func WithObserver(fn func(Outcome)) ConsumerOption {
 	return func(c *Consumer) { c.observe = fn }
 }
 
-// WithCommitInterval sets how often finished offsets are committed while
-// consuming, overriding the 1s default. Offsets are also committed when
-// partitions are revoked and at shutdown.
+// WithCommitInterval sets the shortest time between two offset commits while
+// consuming, overriding the 5 ms default: finished offsets are committed as
+// soon as records finish, in one commit per interval at most. Offsets are
+// also committed when partitions are revoked and at shutdown.
 func WithCommitInterval(d time.Duration) ConsumerOption {
 	return func(c *Consumer) {
 		if d > 0 {
 			c.commitEvery = d
+		}
+	}
+}
+
+// WithBatchHandler has each partition's queued records, up to max at a time,
+// handed to bh first (see BatchHandler); the Handler then takes only the
+// records bh could not finish. max below 2 disables batching.
+func WithBatchHandler(bh BatchHandler, max int) ConsumerOption {
+	return func(c *Consumer) {
+		if bh != nil && max > 1 {
+			c.batch, c.batchMax = bh, max
 		}
 	}
 }
@@ -111,7 +136,10 @@ func WithDLQClientOpts(opts ...kgo.Opt) ConsumerOption {
 }
 
 const (
-	defaultCommitInterval = time.Second
+	defaultCommitInterval = 5 * time.Millisecond
+	// commitRetry is how soon a failed offset commit is tried again when no
+	// record finishes meanwhile.
+	commitRetry = time.Second
 	// maxQueued records waiting in one partition's queue pause fetching
 	// that partition until half of them are handled, so a partition stuck
 	// on a transient error does not buffer its whole backlog in memory.
@@ -135,6 +163,8 @@ const (
 type Consumer struct {
 	cfg           Config
 	handler       Handler
+	batch         BatchHandler
+	batchMax      int
 	logger        *slog.Logger
 	observe       func(Outcome)
 	commitEvery   time.Duration
@@ -147,6 +177,7 @@ type Consumer struct {
 	handled      atomic.Int64
 	deadLettered atomic.Int64
 	commitMu     sync.Mutex // serialises commits, so none rewinds another
+	progressed   chan struct{}
 
 	mu          sync.Mutex
 	state       State
@@ -208,7 +239,9 @@ func NewConsumer(cfg Config, h Handler, logger *slog.Logger, opts ...ConsumerOpt
 		state:        StateConnecting,
 		want:         true,
 		wake:         make(chan struct{}, 1),
+		progressed:   make(chan struct{}, 1),
 		workers:      make(map[topicPartition]*worker),
+		batchMax:     1,
 	}
 	for _, o := range opts {
 		o(c)
@@ -535,16 +568,22 @@ func (s *session) poll(ctx context.Context) {
 	}
 }
 
-// commitLoop commits finished offsets every commit interval.
+// commitLoop commits finished offsets as records finish, at most once per
+// commit interval, so that a commit covers whatever finished meanwhile; a
+// failed commit is retried after commitRetry if nothing finishes sooner.
 func (s *session) commitLoop(ctx context.Context) {
-	t := time.NewTicker(s.c.commitEvery)
+	t := time.NewTicker(commitRetry)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.c.progressed:
 		case <-t.C:
-			_ = s.commit(s.c.currentWorkers())
+		}
+		_ = s.commit(ctx, s.c.currentWorkers())
+		if !pause(ctx, nil, s.c.commitEvery) {
+			return
 		}
 	}
 }
@@ -561,10 +600,10 @@ func (c *Consumer) worker(topic string, partition int32) *worker {
 	return c.workers[topicPartition{topic, partition}]
 }
 
-// commit commits, synchronously, the offsets the workers have finished and
-// not yet committed. Offsets only move forward: commits are serialised and
+// commit commits, synchronously and within commitTimeout or ctx, the offsets
+// the workers have finished and not yet committed. Offsets only move forward: commits are serialised and
 // each worker remembers what it committed.
-func (s *session) commit(ws []*worker) error {
+func (s *session) commit(ctx context.Context, ws []*worker) error {
 	s.c.commitMu.Lock()
 	defer s.c.commitMu.Unlock()
 
@@ -585,7 +624,7 @@ func (s *session) commit(ws []*worker) error {
 		return nil
 	}
 
-	ctx, cancel := context.WithTimeout(s.workCtx, commitTimeout)
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
 	var errs []error
 	s.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
@@ -712,7 +751,7 @@ func (c *Consumer) detach(tps map[string][]int32) []*worker {
 }
 
 // release stops ws. Gracefully, each worker finishes its in-flight record
-// (within ShutdownTimeout, then its context is cancelled) and the finished
+// (within half of ShutdownTimeout, then its context is cancelled) and the finished
 // offsets are committed; otherwise the workers are cancelled at once and
 // nothing is committed. Records a worker had not finished stay uncommitted.
 func (s *session) release(ws []*worker, graceful bool) {
@@ -729,7 +768,8 @@ func (s *session) release(ws []*worker, graceful bool) {
 		}
 		close(all)
 	}()
-	timeout := time.NewTimer(s.c.cfg.ShutdownTimeout)
+	b := splitShutdown(s.c.cfg.ShutdownTimeout)
+	timeout := time.NewTimer(b.drain)
 	defer timeout.Stop()
 	select {
 	case <-all:
@@ -741,12 +781,14 @@ func (s *session) release(ws []*worker, graceful bool) {
 		}
 		select {
 		case <-all:
-		case <-time.After(abandonGrace):
+		case <-time.After(b.grace):
 			s.c.logger.Error("a handler ignores the cancellation of its context; releasing its partition without it")
 		}
 	}
 	if graceful {
-		_ = s.commit(ws)
+		ctx, cancel := context.WithTimeout(s.workCtx, b.commit)
+		_ = s.commit(ctx, ws)
+		cancel()
 	}
 	s.c.commitMu.Lock()
 	for _, w := range ws {
@@ -764,6 +806,22 @@ func (s *session) release(ws []*worker, graceful bool) {
 		// ever assigned back to this client.
 		s.cl.ResumeFetchPartitions(tps)
 	}
+}
+
+// shutdownBudget splits SHUTDOWN_TIMEOUT between the steps of releasing
+// partitions, so that a graceful stop — drain, commit, leave the group —
+// fits in it.
+type shutdownBudget struct {
+	drain  time.Duration // waiting for in-flight records
+	grace  time.Duration // waiting for cancelled handlers to return
+	commit time.Duration // the final offset commit
+}
+
+// splitShutdown gives half of d to the in-flight records, a quarter at most
+// to the commit and to the cancelled handlers each; what is left of the
+// quarters is for leaving the group.
+func splitShutdown(d time.Duration) shutdownBudget {
+	return shutdownBudget{drain: d / 2, grace: min(abandonGrace, d/4), commit: min(commitTimeout, d/4)}
 }
 
 // worker handles one assigned partition's records in order.
@@ -818,24 +876,25 @@ func (w *worker) enqueue(recs []*kgo.Record) {
 	}
 }
 
-// next returns the next queued record, waiting for one, or nil once the
-// worker is told to stop.
-func (w *worker) next() *kgo.Record {
+// take returns the next queued records, up to max, waiting for one, or nil
+// once the worker is told to stop.
+func (w *worker) take(max int) []*kgo.Record {
 	for {
 		if stopped(w.quit) {
 			return nil
 		}
 		w.mu.Lock()
 		if len(w.queue) > 0 {
-			rec := w.queue[0]
-			w.queue[0] = nil
-			w.queue = w.queue[1:]
+			n := min(max, len(w.queue))
+			recs := slices.Clone(w.queue[:n])
+			clear(w.queue[:n])
+			w.queue = w.queue[n:]
 			if w.paused && len(w.queue) <= maxQueued/2 {
 				w.paused = false
 				w.s.cl.ResumeFetchPartitions(w.tps())
 			}
 			w.mu.Unlock()
-			return rec
+			return recs
 		}
 		w.mu.Unlock()
 		select {
@@ -852,18 +911,126 @@ func (w *worker) progress() (kgo.EpochOffset, bool) {
 	return w.finished, w.hasFinished
 }
 
+// run handles the partition's records in order until the worker is told to
+// stop: in batches when the consumer has a BatchHandler, and one at a time
+// (with retries) for a record a batch could not finish.
 func (w *worker) run() {
 	defer close(w.done)
+	c := w.s.c
+	var pending []*kgo.Record
 	for {
-		rec := w.next()
-		if rec == nil || !w.process(rec) {
+		if len(pending) == 0 {
+			if pending = w.take(c.batchMax); pending == nil {
+				return
+			}
+		}
+		if c.batch != nil {
+			n, ok := w.processBatch(pending)
+			if !ok {
+				return
+			}
+			pending = pending[n:]
+			if n > 0 {
+				continue
+			}
+		}
+		rec := pending[0]
+		pending = pending[1:]
+		if !w.process(rec) {
 			return
 		}
-		w.mu.Lock()
-		w.finished = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
-		w.hasFinished = true
-		w.mu.Unlock()
+		w.finish(rec)
 	}
+}
+
+// finish marks rec, and every record before it, done: its offset may be
+// committed.
+func (w *worker) finish(rec *kgo.Record) {
+	w.mu.Lock()
+	w.finished = kgo.EpochOffset{Epoch: rec.LeaderEpoch, Offset: rec.Offset + 1}
+	w.hasFinished = true
+	w.mu.Unlock()
+	select {
+	case w.s.c.progressed <- struct{}{}:
+	default:
+	}
+}
+
+// processBatch hands recs to the BatchHandler and settles the records it
+// finished: handled ones are counted and logged, refused ones written to the
+// DLQ. It returns how many records are finished, and false if the worker was
+// told to stop while a DLQ write was pending (that record is unfinished).
+func (w *worker) processBatch(recs []*kgo.Record) (int, bool) {
+	c := w.s.c
+	metas := make([]*delivery.Meta, len(recs))
+	for i, rec := range recs {
+		metas[i] = &delivery.Meta{CorrelationID: correlationID(rec), Attempt: 1}
+	}
+	start := time.Now()
+	n, errs := c.callBatch(w.ctx, recs, metas)
+	share := time.Since(start) / time.Duration(max(n, 1))
+	for i := range n {
+		rec, meta, err := recs[i], metas[i], errs[i]
+		ctx := delivery.WithMeta(w.ctx, meta)
+		out := Outcome{
+			Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+			Err: err, Duration: share, Attempts: 1, Event: meta.EventName, Duplicate: meta.Duplicate,
+		}
+		if err == nil {
+			w.handled(ctx, rec, meta, out)
+			w.finish(rec)
+			continue
+		}
+		out.Kind, out.Reason = fault.Of(err)
+		if out.Kind != fault.Permanent {
+			// Not the BatchHandler's to report: the Handler takes it.
+			return i, true
+		}
+		if !w.deadLetter(ctx, rec, meta, out, c.errorKind(out)) {
+			return i, false
+		}
+		w.finish(rec)
+	}
+	return n, true
+}
+
+// handled counts and logs a record whose effect is committed.
+func (w *worker) handled(ctx context.Context, rec *kgo.Record, meta *delivery.Meta, out Outcome) {
+	c := w.s.c
+	c.handled.Add(1)
+	if c.logger.Enabled(ctx, c.handledLevel) {
+		c.logger.LogAttrs(ctx, c.handledLevel, "record handled",
+			recordAttrs(rec, meta, slog.Int("attempts", out.Attempts), slog.Duration("duration", out.Duration))...)
+	}
+	c.emit(out)
+}
+
+// errorKind is the DLQ error_kind of a failed call the consumer gives up on:
+// the permanent error's reason, or exhausted for an unclassified error on its
+// last attempt; "" means try again.
+func (c *Consumer) errorKind(out Outcome) string {
+	switch {
+	case out.Kind == fault.Permanent && out.Reason != "":
+		return out.Reason
+	case out.Kind == fault.Permanent:
+		return fault.Permanent.String()
+	case out.Kind == fault.Unclassified && out.Attempts >= c.cfg.MaxAttempts:
+		return ErrorKindExhausted
+	}
+	return ""
+}
+
+// recordAttrs are the log attributes of a record: the message's, then where
+// it is in the log, then extra.
+func recordAttrs(rec *kgo.Record, meta *delivery.Meta, extra ...slog.Attr) []slog.Attr {
+	a := append(meta.LogAttrs(),
+		slog.String("topic", rec.Topic),
+		slog.Int("partition", int(rec.Partition)),
+		slog.Int64("offset", rec.Offset))
+	if meta.EventName != "" {
+		a = append(a, slog.String("event_name", meta.EventName))
+	}
+	return append(a, extra...)
 }
 
 // process hands rec to the handler until it is finished: handled, or
@@ -873,17 +1040,7 @@ func (w *worker) process(rec *kgo.Record) bool {
 	c := w.s.c
 	meta := &delivery.Meta{CorrelationID: correlationID(rec)}
 	ctx := delivery.WithMeta(w.ctx, meta)
-	attrs := func(extra ...slog.Attr) []slog.Attr {
-		a := append(meta.LogAttrs(),
-			slog.String("topic", rec.Topic),
-			slog.Int("partition", int(rec.Partition)),
-			slog.Int64("offset", rec.Offset))
-		if meta.EventName != "" {
-			a = append(a, slog.String("event_name", meta.EventName))
-		}
-		return append(a, extra...)
-	}
-	c.logger.LogAttrs(ctx, slog.LevelDebug, "record received", attrs(slog.Int("bytes", len(rec.Value)))...)
+	c.logger.LogAttrs(ctx, slog.LevelDebug, "record received", recordAttrs(rec, meta, slog.Int("bytes", len(rec.Value)))...)
 
 	bo := newBackoff(c.cfg.RetryInitial, c.cfg.RetryMax)
 	for attempt := 1; ; attempt++ {
@@ -893,46 +1050,33 @@ func (w *worker) process(rec *kgo.Record) bool {
 		out := Outcome{
 			Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
 			Err: err, Duration: time.Since(start), Attempts: attempt,
+			Event: meta.EventName, Duplicate: meta.Duplicate,
 		}
 		if err == nil {
-			c.handled.Add(1)
-			c.logger.LogAttrs(ctx, c.handledLevel, "record handled",
-				attrs(slog.Int("attempts", attempt), slog.Duration("duration", out.Duration))...)
-			c.emit(out)
+			w.handled(ctx, rec, meta, out)
 			return true
 		}
 		out.Kind, out.Reason = fault.Of(err)
 		if w.ctx.Err() != nil {
 			c.logger.LogAttrs(ctx, slog.LevelWarn, "record abandoned while stopping; it will be delivered again",
-				attrs(slog.Int("attempts", attempt), slog.String("error", err.Error()))...)
+				recordAttrs(rec, meta, slog.Int("attempts", attempt), slog.String("error", err.Error()))...)
 			c.emit(out)
 			return false
 		}
-
-		var errorKind string
-		switch {
-		case out.Kind == fault.Permanent:
-			errorKind = out.Reason
-			if errorKind == "" {
-				errorKind = fault.Permanent.String()
-			}
-		case out.Kind == fault.Unclassified && attempt >= c.cfg.MaxAttempts:
-			errorKind = ErrorKindExhausted
-		}
-		if errorKind != "" {
-			return w.deadLetter(ctx, rec, meta, out, errorKind, attrs)
+		if kind := c.errorKind(out); kind != "" {
+			return w.deadLetter(ctx, rec, meta, out, kind)
 		}
 
 		wait := bo.NextBackOff()
 		c.noteError(err)
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "record failed; retrying",
-			attrs(slog.String("error_kind", out.Kind.String()), slog.String("reason", out.Reason),
+			recordAttrs(rec, meta, slog.String("error_kind", out.Kind.String()), slog.String("reason", out.Reason),
 				slog.Int("attempts", attempt), slog.Duration("retry_in", wait),
 				slog.String("error", err.Error()))...)
 		c.emit(out)
 		if !pause(w.ctx, w.quit, wait) {
 			c.logger.LogAttrs(ctx, slog.LevelInfo, "retry abandoned: partition released; the record will be delivered again",
-				attrs(slog.Int("attempts", attempt))...)
+				recordAttrs(rec, meta, slog.Int("attempts", attempt))...)
 			return false
 		}
 	}
@@ -940,11 +1084,11 @@ func (w *worker) process(rec *kgo.Record) bool {
 
 // deadLetter writes rec to the DLQ, retrying until acknowledged, and reports
 // whether it was.
-func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, meta *delivery.Meta, out Outcome, errorKind string, attrs func(...slog.Attr) []slog.Attr) bool {
+func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, meta *delivery.Meta, out Outcome, errorKind string) bool {
 	c := w.s.c
 	if err := w.s.dlq.publish(ctx, w.quit, rec, meta, out.Err, errorKind, out.Attempts); err != nil {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "dead-letter write abandoned: partition released; the record will be delivered again",
-			attrs(slog.String("error_kind", errorKind), slog.String("error", err.Error()))...)
+			recordAttrs(rec, meta, slog.String("error_kind", errorKind), slog.String("error", err.Error()))...)
 		c.emit(out)
 		return false
 	}
@@ -955,7 +1099,7 @@ func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, meta *delivery
 		level = slog.LevelError
 	}
 	c.logger.LogAttrs(ctx, level, "record sent to the dead-letter topic",
-		attrs(slog.String("dlq_topic", w.s.dlq.Topic()), slog.String("error_kind", errorKind),
+		recordAttrs(rec, meta, slog.String("dlq_topic", w.s.dlq.Topic()), slog.String("error_kind", errorKind),
 			slog.Int("attempts", out.Attempts), slog.Duration("duration", out.Duration),
 			slog.String("error", out.Err.Error()))...)
 	out.DLQ = true
@@ -975,6 +1119,25 @@ func (c *Consumer) call(ctx context.Context, rec *kgo.Record) (err error) {
 		}
 	}()
 	return c.handler(ctx, rec)
+}
+
+// callBatch runs the batch handler. A panic, or a result that does not add
+// up, finishes no record: each then goes to the Handler in turn.
+func (c *Consumer) callBatch(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (n int, errs []error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.logger.LogAttrs(ctx, slog.LevelError, "batch handler panicked; its records are handled one by one",
+				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+			n, errs = 0, nil
+		}
+	}()
+	n, errs = c.batch(ctx, recs, metas)
+	if n < 0 || n > len(recs) || len(errs) < n {
+		c.logger.LogAttrs(ctx, slog.LevelError, "batch handler result does not add up; its records are handled one by one",
+			slog.Int("records", len(recs)), slog.Int("finished", n), slog.Int("results", len(errs)))
+		return 0, nil
+	}
+	return n, errs
 }
 
 // correlationID returns the record's correlation_id header, or a new UUID

@@ -76,6 +76,7 @@ type ctCall struct {
 //	transient-N  fails transiently N times, then succeeds
 //	flaky        fails with an unclassified error, always
 //	seq          succeeds (the id is "key:n" for ordering checks)
+//	panic        succeeds (a test batch handler panics on it once)
 type ctRecorder struct {
 	mu       sync.Mutex
 	calls    []ctCall
@@ -105,7 +106,7 @@ func (r *ctRecorder) handler(consumer string) kafka.Handler {
 
 		var err error
 		switch {
-		case behaviour == "ok" || behaviour == "seq":
+		case behaviour == "ok" || behaviour == "seq" || behaviour == "panic":
 		case behaviour == "permanent":
 			meta.EventID, meta.EventName, meta.OrderID = "evt-"+id, "TestEvent", "order-"+id
 			err = fault.Permanentf("test_reason", "record %s is bad: %w", id, errors.New("cause"))
@@ -840,5 +841,106 @@ func TestConsumerShutdown(t *testing.T) {
 				t.Errorf("DLQ has %d records, want 0", n)
 			}
 		})
+	}
+}
+
+// ctBatcher is a batch handler over a ctRecorder: records that succeed or
+// fail permanently are finished in the batch (through the recorder, so the
+// calls are seen alike); the batch stops at any other record, which the
+// consumer must then hand to the single-record handler. A value "panic|…"
+// makes the batch panic once.
+type ctBatcher struct {
+	rec      *ctRecorder
+	mu       sync.Mutex
+	sizes    []int
+	panicked bool
+}
+
+func (b *ctBatcher) handle(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (int, []error) {
+	b.mu.Lock()
+	b.sizes = append(b.sizes, len(recs))
+	b.mu.Unlock()
+	for _, r := range recs {
+		if strings.HasPrefix(string(r.Value), "panic|") {
+			b.mu.Lock()
+			first := !b.panicked
+			b.panicked = true
+			b.mu.Unlock()
+			if first {
+				panic("batch handler bug") // before any effect, as a rolled-back transaction
+			}
+		}
+	}
+	single := b.rec.handler("batch")
+	errs := make([]error, len(recs))
+	for i, r := range recs {
+		behaviour, _, _ := strings.Cut(string(r.Value), "|")
+		if behaviour != "ok" && behaviour != "permanent" && behaviour != "panic" {
+			return i, errs
+		}
+		errs[i] = single(delivery.WithMeta(ctx, metas[i]), r)
+	}
+	return len(recs), errs
+}
+
+// TestConsumerBatches: with a batch handler, records are handed over in
+// batches; a permanent failure in a batch is dead-lettered and the batch goes
+// on; a record the batch cannot finish goes to the handler with its retries;
+// a panicking batch is handled record by record. Every record is finished
+// once, in order, and committed.
+func TestConsumerBatches(t *testing.T) {
+	kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
+	var recs []*kgo.Record
+	values := []string{}
+	for i := range 300 {
+		v := "ok"
+		switch i {
+		case 50, 180:
+			v = "permanent"
+		case 120:
+			v = "transient-2"
+		case 200:
+			v = "panic"
+		}
+		values = append(values, v)
+		recs = append(recs, &kgo.Record{Topic: ctTopic, Partition: 0, Value: fmt.Appendf(nil, "%s|%d", v, i)})
+	}
+	kc.Produce(recs...)
+
+	rec := newRecorder()
+	b := &ctBatcher{rec: rec}
+	c := ctNew(t, ctConfig(kc), rec.handler("single"), kafka.WithBatchHandler(b.handle, 64))
+	stop := ctRun(t, c)
+	kafkatest.Eventually(t, 30*time.Second, func() bool { return c.Status().Handled+c.Status().DeadLettered >= 300 },
+		"all records finished (status %+v)", c.Status())
+	kafkatest.Eventually(t, 10*time.Second, func() bool { return kc.Committed(ctGroup, ctTopic)[0] == 300 },
+		"offsets committed to the end (have %v)", kc.Committed(ctGroup, ctTopic))
+	stop()
+
+	if st := c.Status(); st.Handled != 298 || st.DeadLettered != 2 {
+		t.Errorf("status = %+v, want 298 handled and 2 dead-lettered", st)
+	}
+	if dlq := kc.ReadAll(ctDLQ, 2, 10*time.Second); len(dlq) != 2 || header(dlq[0], "error_kind") != "test_reason" {
+		t.Errorf("DLQ = %d records, want the 2 permanent failures", len(dlq))
+	}
+	calls, ok := rec.snapshot()
+	var last int64 = -1
+	for _, call := range ok {
+		if call.offset <= last {
+			t.Fatalf("offset %d handled after %d", call.offset, last)
+		}
+		last = call.offset
+	}
+	by := map[string][]string{}
+	for _, call := range calls {
+		by[call.consumer] = append(by[call.consumer], call.value)
+	}
+	if got := by["single"]; len(got) != 4 || !slices.Equal(got[:3], []string{"transient-2|120", "transient-2|120", "transient-2|120"}) {
+		t.Errorf("single-record handler got %v, want the transient record's three attempts and the panicking batch's first record", got)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.sizes) < 2 || slices.Max(b.sizes) < 2 || slices.Max(b.sizes) > 64 {
+		t.Errorf("batch sizes %v, want batches of 2..64 records", b.sizes)
 	}
 }

@@ -179,6 +179,10 @@ type Tx interface {
 	// Inbox returns what the inbox holds for an event id; ok is false when
 	// the id is not there.
 	Inbox(ctx context.Context, eventID string) (e InboxEntry, ok bool, err error)
+	// Savepoint runs fn inside a savepoint: when fn fails, what it did is
+	// undone and the transaction goes on as before it; fn's error is
+	// returned. Several events share one transaction this way.
+	Savepoint(ctx context.Context, fn func() error) error
 }
 
 // InboxEntry is what the idempotency inbox holds for one event id: the event

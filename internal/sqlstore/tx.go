@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/order"
 )
 
@@ -154,6 +155,26 @@ func (t *tx) mark(ctx context.Context, eventID, eventName, outcome string, r ord
 		return false, classify(fmt.Errorf("mark event %s %s: %w", eventID, outcome, err))
 	}
 	return n == 1, nil
+}
+
+// Savepoint runs fn inside a savepoint, rolled back to when fn fails. On
+// PostgreSQL this also clears the aborted state a failed statement leaves,
+// so the transaction goes on with the next event.
+func (t *tx) Savepoint(ctx context.Context, fn func() error) error {
+	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT event"); err != nil {
+		return classify(fmt.Errorf("savepoint: %w", err))
+	}
+	if err := fn(); err != nil {
+		if _, rbErr := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT event"); rbErr != nil {
+			// The transaction cannot go on; committing it must not be tried.
+			return fault.AsTransient(fmt.Errorf("roll back to savepoint after %w: %w", err, rbErr))
+		}
+		return err
+	}
+	if _, err := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT event"); err != nil {
+		return classify(fmt.Errorf("release savepoint: %w", err))
+	}
+	return nil
 }
 
 // Inbox returns the inbox entry of eventID.

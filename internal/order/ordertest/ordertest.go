@@ -6,6 +6,7 @@ package ordertest
 
 import (
 	"context"
+	"maps"
 	"sync"
 
 	"github.com/orderd/orderd/internal/order"
@@ -160,6 +161,19 @@ func (t *tx) MarkRefused(_ context.Context, eventID, _ string, r order.Refusal) 
 	}
 	t.events[eventID] = order.InboxEntry{Refused: true, Refusal: r}
 	return true, nil
+}
+
+func (t *tx) Savepoint(_ context.Context, fn func() error) error {
+	orders := make(map[string]*order.Order, len(t.orders))
+	for k, v := range t.orders {
+		orders[k] = clone(v)
+	}
+	stock, events := maps.Clone(t.stock), maps.Clone(t.events)
+	if err := fn(); err != nil {
+		t.orders, t.stock, t.events = orders, stock, events
+		return err
+	}
+	return nil
 }
 
 func (t *tx) Inbox(_ context.Context, eventID string) (order.InboxEntry, bool, error) {
