@@ -176,7 +176,7 @@ func (a *App) handleRecord(ctx context.Context, rec *kgo.Record) error {
 }
 
 // handleBatch hands a partition's records to the handler's group commit.
-func (a *App) handleBatch(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (int, []error) {
+func (a *App) handleBatch(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (int, []error, error) {
 	values := make([][]byte, len(recs))
 	for i, r := range recs {
 		values[i] = r.Value

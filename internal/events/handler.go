@@ -63,16 +63,11 @@ func (h *Handler) Handle(ctx context.Context, value []byte) (Result, error) {
 // alone and recorded as refused while the others stand. It returns how many
 // values, from the first, are finished — each with nil (applied, or a
 // duplicate: metas[i].Duplicate) or its permanent error — and stops before
-// the first event that fails otherwise (a store outage), which is then for
-// Handle and its retries. It is a kafka.BatchHandler once given the records'
-// values.
-func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*delivery.Meta) (int, []error) {
-	n, errs, stop := h.apply(ctx, values, metas)
-	if stop != nil && h.logger.Enabled(ctx, slog.LevelDebug) {
-		h.logger.LogAttrs(ctx, slog.LevelDebug, "batch stopped; the next event is retried alone",
-			slog.Int("events", len(values)), slog.Int("finished", n), slog.String("error", stop.Error()))
-	}
-	return n, errs
+// the first event that fails otherwise (a store outage), with that error
+// (stop); the event is then for Handle and its retries. It is a
+// kafka.BatchHandler once given the records' values.
+func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*delivery.Meta) (n int, errs []error, stop error) {
+	return h.apply(ctx, values, metas)
 }
 
 // apply runs values in one transaction, each under a savepoint, until one

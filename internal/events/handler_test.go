@@ -91,6 +91,41 @@ func TestRefusalIsSticky(t *testing.T) {
 	}
 }
 
+// TestRefusalAfterPartialReservation: an order whose two lines of one product
+// pass the per-line check but not the reservation of the second line is
+// refused; the order kept for review holds no reservation, and the stock is
+// untouched.
+func TestRefusalAfterPartialReservation(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range sqlstoretest.Dialects(t) {
+		t.Run(dialect, func(t *testing.T) {
+			t.Parallel()
+			st := sqlstoretest.Open(t, dialect)
+			ctx := context.Background()
+			if _, err := st.SetStock(ctx, "scarce", 1); err != nil {
+				t.Fatal(err)
+			}
+			notifier := &ordertest.Notifier{}
+			h := events.NewHandler(events.DefaultRegistry(events.UseCases{
+				Process: process.New(order.DefaultRules(), notifier),
+				Cancel:  cancel.New(order.DefaultRules(), notifier),
+				Fulfil:  fulfil.New(),
+			}), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			v := []byte(`{"id":"e-2l","name":"OrderCreated","data":{"orderId":"L","customerId":"c","totalAmount":20.00,"currency":"USD","items":[{"productId":"scarce","quantity":1,"unitPrice":10.00,"totalPrice":10.00},{"productId":"scarce","quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`)
+			_, err := h.Handle(ctx, v)
+			wantRefusal(t, "two lines of one unit", err, order.ReasonOutOfStock)
+			wantStock(t, st, order.Stock{ProductID: "scarce", Available: 1})
+			o, err := st.GetOrder(ctx, "L")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Status != order.StatusNew || o.Items[0].Reserved || o.Items[1].Reserved {
+				t.Errorf("kept order = %s with lines reserved %v/%v, want new and nothing reserved", o.Status, o.Items[0].Reserved, o.Items[1].Reserved)
+			}
+		})
+	}
+}
+
 // TestRefusalOfOtherEvents: refusals of events that are not OrderCreated are
 // sticky too (a cancellation refused as not_found stays refused once the
 // order exists), and a refusal's message is stored even when it holds text a
@@ -220,9 +255,9 @@ func TestHandleBatch(t *testing.T) {
 			for i := range metas {
 				metas[i] = &delivery.Meta{}
 			}
-			n, errs := h.HandleBatch(ctx, values, metas)
+			n, errs, stop := h.HandleBatch(ctx, values, metas)
 			if n != len(values) {
-				t.Fatalf("finished %d of %d: %v", n, len(values), errs)
+				t.Fatalf("finished %d of %d: %v (stopped by %v)", n, len(values), errs, stop)
 			}
 			want := []string{"", order.ReasonOutOfStock, events.ReasonMalformedJSON, "", order.ReasonInvalid, "", "", order.ReasonOutOfStock}
 			if dialect == sqlstore.DialectSQLite {

@@ -17,10 +17,11 @@ func OrderCreated(uc *process.UseCase) Processor {
 		if err != nil {
 			return "", err
 		}
-		if _, err := create.Run(ctx, tx, in); err != nil {
+		created, err := create.Run(ctx, tx, in)
+		if err != nil {
 			return "", err
 		}
-		out, err := uc.Run(ctx, tx, process.Input{OrderID: in.Order.ID})
+		out, err := uc.Run(ctx, tx, process.Input{OrderID: in.Order.ID, Order: created.Order})
 		if err != nil {
 			return "", &KeepOrder{Order: in, Err: err}
 		}

@@ -34,12 +34,13 @@ type Handler func(ctx context.Context, rec *kgo.Record) error
 // order — in one database transaction (group commit). It returns how many
 // records, from the first, it finished (n), and for each of them nil
 // (handled: its effect is committed) or a permanent error (the record goes to
-// the DLQ). It stops at the first record it cannot finish so: that record
-// goes to the Handler, with its retries, before batching resumes. metas[i]
+// the DLQ). It stops at the first record it cannot finish so, with the error
+// that stopped it (stop): that record's first attempt. The record then goes
+// to the Handler for its further attempts, before batching resumes. metas[i]
 // describes recs[i]; the batch handler fills them in as a Handler fills in
 // its context's Meta. ctx is cancelled only when the consumer gives up
 // waiting.
-type BatchHandler func(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (n int, errs []error)
+type BatchHandler func(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (n int, errs []error, stop error)
 
 // State is the consumer's lifecycle state as reported by Status.
 type State string
@@ -924,19 +925,20 @@ func (w *worker) run() {
 				return
 			}
 		}
+		first := 1
 		if c.batch != nil {
 			n, ok := w.processBatch(pending)
 			if !ok {
 				return
 			}
-			pending = pending[n:]
-			if n > 0 {
+			if pending = pending[n:]; len(pending) == 0 {
 				continue
 			}
+			first = 2 // the batch was the record's first attempt
 		}
 		rec := pending[0]
 		pending = pending[1:]
-		if !w.process(rec) {
+		if !w.process(rec, first) {
 			return
 		}
 		w.finish(rec)
@@ -958,8 +960,9 @@ func (w *worker) finish(rec *kgo.Record) {
 
 // processBatch hands recs to the BatchHandler and settles the records it
 // finished: handled ones are counted and logged, refused ones written to the
-// DLQ. It returns how many records are finished, and false if the worker was
-// told to stop while a DLQ write was pending (that record is unfinished).
+// DLQ; the record it stopped at is reported as a failed first attempt. It
+// returns how many records are finished, and false if the worker was told to
+// stop while a DLQ write was pending (that record is unfinished).
 func (w *worker) processBatch(recs []*kgo.Record) (int, bool) {
 	c := w.s.c
 	metas := make([]*delivery.Meta, len(recs))
@@ -967,8 +970,9 @@ func (w *worker) processBatch(recs []*kgo.Record) (int, bool) {
 		metas[i] = &delivery.Meta{CorrelationID: correlationID(rec), Attempt: 1}
 	}
 	start := time.Now()
-	n, errs := c.callBatch(w.ctx, recs, metas)
-	share := time.Since(start) / time.Duration(max(n, 1))
+	n, errs, stop := c.callBatch(w.ctx, recs, metas)
+	took := time.Since(start)
+	share := took / time.Duration(max(n, 1))
 	for i := range n {
 		rec, meta, err := recs[i], metas[i], errs[i]
 		ctx := delivery.WithMeta(w.ctx, meta)
@@ -984,6 +988,7 @@ func (w *worker) processBatch(recs []*kgo.Record) (int, bool) {
 		out.Kind, out.Reason = fault.Of(err)
 		if out.Kind != fault.Permanent {
 			// Not the BatchHandler's to report: the Handler takes it.
+			w.batchStopped(recs[i], metas[i], err, took)
 			return i, true
 		}
 		if !w.deadLetter(ctx, rec, meta, out, c.errorKind(out)) {
@@ -991,7 +996,30 @@ func (w *worker) processBatch(recs []*kgo.Record) (int, bool) {
 		}
 		w.finish(rec)
 	}
+	if n < len(recs) {
+		if stop == nil {
+			stop = errors.New("batch handler stopped without an error")
+		}
+		w.batchStopped(recs[n], metas[n], stop, took)
+	}
 	return n, true
+}
+
+// batchStopped reports the failed batch attempt of rec, which the Handler
+// takes next.
+func (w *worker) batchStopped(rec *kgo.Record, meta *delivery.Meta, err error, took time.Duration) {
+	c := w.s.c
+	out := Outcome{
+		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
+		Err: err, Duration: took, Attempts: 1, Event: meta.EventName,
+	}
+	out.Kind, out.Reason = fault.Of(err)
+	c.noteError(err)
+	ctx := delivery.WithMeta(w.ctx, meta)
+	c.logger.LogAttrs(ctx, slog.LevelWarn, "record failed in a batch; retrying it alone",
+		recordAttrs(rec, meta, slog.String("error_kind", out.Kind.String()), slog.String("reason", out.Reason),
+			slog.String("error", err.Error()))...)
+	c.emit(out)
 }
 
 // handled counts and logs a record whose effect is committed.
@@ -1034,16 +1062,17 @@ func recordAttrs(rec *kgo.Record, meta *delivery.Meta, extra ...slog.Attr) []slo
 }
 
 // process hands rec to the handler until it is finished: handled, or
-// acknowledged on the DLQ. It returns false if the worker was told to stop
-// first; rec is then unfinished and must not be committed.
-func (w *worker) process(rec *kgo.Record) bool {
+// acknowledged on the DLQ; first is the number of its first attempt here. It
+// returns false if the worker was told to stop first; rec is then unfinished
+// and must not be committed.
+func (w *worker) process(rec *kgo.Record, first int) bool {
 	c := w.s.c
 	meta := &delivery.Meta{CorrelationID: correlationID(rec)}
 	ctx := delivery.WithMeta(w.ctx, meta)
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "record received", recordAttrs(rec, meta, slog.Int("bytes", len(rec.Value)))...)
 
 	bo := newBackoff(c.cfg.RetryInitial, c.cfg.RetryMax)
-	for attempt := 1; ; attempt++ {
+	for attempt := first; ; attempt++ {
 		meta.Attempt = attempt
 		start := time.Now()
 		err := c.call(ctx, rec)
@@ -1122,22 +1151,23 @@ func (c *Consumer) call(ctx context.Context, rec *kgo.Record) (err error) {
 }
 
 // callBatch runs the batch handler. A panic, or a result that does not add
-// up, finishes no record: each then goes to the Handler in turn.
-func (c *Consumer) callBatch(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (n int, errs []error) {
+// up, finishes no record: the first goes to the Handler, then batching
+// resumes.
+func (c *Consumer) callBatch(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (n int, errs []error, stop error) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.logger.LogAttrs(ctx, slog.LevelError, "batch handler panicked; its records are handled one by one",
+			c.logger.LogAttrs(ctx, slog.LevelError, "batch handler panicked",
 				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
-			n, errs = 0, nil
+			n, errs, stop = 0, nil, fmt.Errorf("batch handler panic: %v", r)
 		}
 	}()
-	n, errs = c.batch(ctx, recs, metas)
+	n, errs, stop = c.batch(ctx, recs, metas)
 	if n < 0 || n > len(recs) || len(errs) < n {
-		c.logger.LogAttrs(ctx, slog.LevelError, "batch handler result does not add up; its records are handled one by one",
-			slog.Int("records", len(recs)), slog.Int("finished", n), slog.Int("results", len(errs)))
-		return 0, nil
+		err := fmt.Errorf("batch handler finished %d of %d records with %d results", n, len(recs), len(errs))
+		c.logger.LogAttrs(ctx, slog.LevelError, "batch handler result does not add up", slog.String("error", err.Error()))
+		return 0, nil, err
 	}
-	return n, errs
+	return n, errs, stop
 }
 
 // correlationID returns the record's correlation_id header, or a new UUID

@@ -856,7 +856,7 @@ type ctBatcher struct {
 	panicked bool
 }
 
-func (b *ctBatcher) handle(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (int, []error) {
+func (b *ctBatcher) handle(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (int, []error, error) {
 	b.mu.Lock()
 	b.sizes = append(b.sizes, len(recs))
 	b.mu.Unlock()
@@ -876,11 +876,11 @@ func (b *ctBatcher) handle(ctx context.Context, recs []*kgo.Record, metas []*del
 	for i, r := range recs {
 		behaviour, _, _ := strings.Cut(string(r.Value), "|")
 		if behaviour != "ok" && behaviour != "permanent" && behaviour != "panic" {
-			return i, errs
+			return i, errs, fault.AsTransient(errors.New("not for batches"))
 		}
 		errs[i] = single(delivery.WithMeta(ctx, metas[i]), r)
 	}
-	return len(recs), errs
+	return len(recs), errs, nil
 }
 
 // TestConsumerBatches: with a batch handler, records are handed over in

@@ -99,6 +99,19 @@ type Order struct {
 // Money returns minor units of the order's currency as Money.
 func (o *Order) Money(minor int64) Money { return Money{Minor: minor, Currency: o.Currency} }
 
+// Clone returns a deep copy of o: its items and amounts are its own.
+func (o *Order) Clone() *Order {
+	c := *o
+	c.Items = slices.Clone(o.Items)
+	for _, p := range []**int64{&c.ShippingCost, &c.Discount, &c.FinalTotal, &c.RefundAmount} {
+		if *p != nil {
+			v := **p
+			*p = &v
+		}
+	}
+	return &c
+}
+
 // ByProduct returns the indexes of o's items ordered by product id (lines of
 // one product in their own order). Stock rows are always locked in this
 // order, so that transactions sharing products cannot deadlock.

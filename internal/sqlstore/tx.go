@@ -33,7 +33,11 @@ func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 			_ = sqlTx.Rollback()
 		}
 	}()
-	err = fn(&tx{s: s, tx: sqlTx})
+	t := &tx{s: s, tx: sqlTx, q: sqlTx}
+	if s.dialect == DialectSQLite {
+		t.q = &stmtCache{tx: sqlTx, stmts: make(map[string]*sql.Stmt)}
+	}
+	err = fn(t)
 	finished = true
 	if err != nil {
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
@@ -47,10 +51,58 @@ func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 	return nil
 }
 
-// tx is one transaction as the use cases see it (order.Tx).
+// tx is one transaction as the use cases see it (order.Tx). Statements go
+// through q: the transaction itself, or on SQLite its statement cache.
 type tx struct {
 	s  *Store
 	tx *sql.Tx
+	q  querier
+}
+
+// stmtCache prepares each distinct statement once per transaction and reuses
+// it. The SQLite driver compiles every statement it is not handed prepared,
+// and a batch of events runs the same few statements hundreds of times in
+// one transaction. (pgx caches prepared statements by itself.) The
+// statements close with the transaction.
+type stmtCache struct {
+	tx    *sql.Tx
+	stmts map[string]*sql.Stmt
+}
+
+func (c *stmtCache) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := c.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := c.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := c.prepare(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := c.prepare(ctx, query)
+	if err != nil {
+		return c.tx.QueryRowContext(ctx, query, args...) // reports the same error through Scan
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 var _ order.Tx = (*tx)(nil)
@@ -58,22 +110,22 @@ var _ order.Transactor = (*Store)(nil)
 
 // Order loads an order with its items, locking it until the transaction ends.
 func (t *tx) Order(ctx context.Context, id string) (*order.Order, error) {
-	return t.s.loadOrder(ctx, t.tx, id, true)
+	return t.s.loadOrder(ctx, t.q, id, true)
 }
 
 // CreateOrder inserts an order with its items; an existing id is a conflict.
 func (t *tx) CreateOrder(ctx context.Context, o *order.Order) error {
-	return t.s.createOrder(ctx, t.tx, o)
+	return t.s.createOrder(ctx, t.q, o)
 }
 
 // UpdateOrder saves an order's status, computed fields and reserved flags.
 func (t *tx) UpdateOrder(ctx context.Context, o *order.Order) error {
-	return t.s.updateOrder(ctx, t.tx, o)
+	return t.s.updateOrder(ctx, t.q, o)
 }
 
 // Stock loads a product's stock record.
 func (t *tx) Stock(ctx context.Context, productID string) (order.Stock, bool, error) {
-	st, err := t.s.stock(ctx, t.tx, productID)
+	st, err := t.s.stock(ctx, t.q, productID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return order.Stock{}, false, nil
 	}
@@ -89,7 +141,7 @@ func (t *tx) Reserve(ctx context.Context, productID string, qty int64) (bool, er
 	if qty <= 0 {
 		return false, fmt.Errorf("reserve %d of product %s: quantity must be positive", qty, productID)
 	}
-	res, err := t.tx.ExecContext(ctx, `UPDATE stock
+	res, err := t.q.ExecContext(ctx, `UPDATE stock
 		SET available = available - $2, reserved = reserved + $2, updated_at = $3
 		WHERE product_id = $1 AND available >= $2`, productID, qty, t.s.timeArg(t.s.now()))
 	if err != nil {
@@ -108,7 +160,7 @@ func (t *tx) Release(ctx context.Context, productID string, qty int64) error {
 	if qty <= 0 {
 		return fmt.Errorf("release %d of product %s: quantity must be positive", qty, productID)
 	}
-	res, err := t.tx.ExecContext(ctx, `UPDATE stock
+	res, err := t.q.ExecContext(ctx, `UPDATE stock
 		SET available = available + $2, reserved = reserved - $2, updated_at = $3
 		WHERE product_id = $1 AND reserved >= $2`, productID, qty, t.s.timeArg(t.s.now()))
 	if err != nil {
@@ -144,7 +196,7 @@ const (
 )
 
 func (t *tx) mark(ctx context.Context, eventID, eventName, outcome string, r order.Refusal) (bool, error) {
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO processed_events (event_id, event_name, processed_at, outcome, reason, detail)
+	res, err := t.q.ExecContext(ctx, `INSERT INTO processed_events (event_id, event_name, processed_at, outcome, reason, detail)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING`,
 		eventID, eventName, t.s.timeArg(t.s.now()), outcome, storable(r.Reason), storable(r.Detail))
 	if err != nil {
@@ -161,17 +213,17 @@ func (t *tx) mark(ctx context.Context, eventID, eventName, outcome string, r ord
 // PostgreSQL this also clears the aborted state a failed statement leaves,
 // so the transaction goes on with the next event.
 func (t *tx) Savepoint(ctx context.Context, fn func() error) error {
-	if _, err := t.tx.ExecContext(ctx, "SAVEPOINT event"); err != nil {
+	if _, err := t.q.ExecContext(ctx, "SAVEPOINT event"); err != nil {
 		return classify(fmt.Errorf("savepoint: %w", err))
 	}
 	if err := fn(); err != nil {
-		if _, rbErr := t.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT event"); rbErr != nil {
+		if _, rbErr := t.q.ExecContext(ctx, "ROLLBACK TO SAVEPOINT event"); rbErr != nil {
 			// The transaction cannot go on; committing it must not be tried.
 			return fault.AsTransient(fmt.Errorf("roll back to savepoint after %w: %w", err, rbErr))
 		}
 		return err
 	}
-	if _, err := t.tx.ExecContext(ctx, "RELEASE SAVEPOINT event"); err != nil {
+	if _, err := t.q.ExecContext(ctx, "RELEASE SAVEPOINT event"); err != nil {
 		return classify(fmt.Errorf("release savepoint: %w", err))
 	}
 	return nil
@@ -180,7 +232,7 @@ func (t *tx) Savepoint(ctx context.Context, fn func() error) error {
 // Inbox returns the inbox entry of eventID.
 func (t *tx) Inbox(ctx context.Context, eventID string) (order.InboxEntry, bool, error) {
 	var outcome, reason, detail string
-	err := t.tx.QueryRowContext(ctx, `SELECT outcome, reason, detail FROM processed_events WHERE event_id = $1`,
+	err := t.q.QueryRowContext(ctx, `SELECT outcome, reason, detail FROM processed_events WHERE event_id = $1`,
 		eventID).Scan(&outcome, &reason, &detail)
 	if errors.Is(err, sql.ErrNoRows) {
 		return order.InboxEntry{}, false, nil

@@ -273,22 +273,17 @@ type Store interface {
 
 // Run stores in.Order unless an order with the same id exists: the same
 // content again is fine (Created false), different content is a conflict.
+// The insert comes first: a new order, the common case, costs no lookup.
 func Run(ctx context.Context, tx Store, in Input) (Output, error) {
+	err := tx.CreateOrder(ctx, in.Order)
+	if err == nil {
+		return Output{Order: in.Order, Created: true}, nil
+	}
+	if order.ReasonOf(err) != order.ReasonConflict {
+		return Output{}, err
+	}
 	existing, err := tx.Order(ctx, in.Order.ID)
-	switch {
-	case errors.Is(err, order.ErrNotFound):
-		err = tx.CreateOrder(ctx, in.Order)
-		if err == nil {
-			return Output{Order: in.Order, Created: true}, nil
-		}
-		if order.ReasonOf(err) != order.ReasonConflict {
-			return Output{}, err
-		}
-		// Created concurrently by another transaction: compare with it.
-		if existing, err = tx.Order(ctx, in.Order.ID); err != nil {
-			return Output{}, err
-		}
-	case err != nil:
+	if err != nil {
 		return Output{}, err
 	}
 	probe := *in.Order

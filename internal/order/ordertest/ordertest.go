@@ -81,17 +81,7 @@ func (s *Store) Stock(productID string) (order.Stock, bool) {
 	return st, ok
 }
 
-func clone(o *order.Order) *order.Order {
-	c := *o
-	c.Items = append([]order.Item(nil), o.Items...)
-	for _, p := range []**int64{&c.ShippingCost, &c.Discount, &c.FinalTotal, &c.RefundAmount} {
-		if *p != nil {
-			v := **p
-			*p = &v
-		}
-	}
-	return &c
-}
+func clone(o *order.Order) *order.Order { return o.Clone() }
 
 type tx struct {
 	orders map[string]*order.Order

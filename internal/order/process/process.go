@@ -14,6 +14,10 @@ import (
 // Input names the order to process.
 type Input struct {
 	OrderID string
+	// Order, when set, is the order OrderID names as this transaction has
+	// just created or loaded it, so Run does not load it again. Run works
+	// on a copy: Order itself is left as it is.
+	Order *order.Order
 }
 
 // Output is the seed's OUTPUT_ProcessOrder.
@@ -50,9 +54,14 @@ func New(rules order.Rules, n order.Notifier) *UseCase {
 // returns an *order.RuleError and changes nothing (the caller rolls tx back).
 func (uc *UseCase) Run(ctx context.Context, tx Store, in Input) (Output, error) {
 	// 1. Load.
-	o, err := tx.Order(ctx, in.OrderID)
-	if err != nil {
-		return Output{}, err
+	var o *order.Order
+	if in.Order != nil && in.Order.ID == in.OrderID {
+		o = in.Order.Clone()
+	} else {
+		var err error
+		if o, err = tx.Order(ctx, in.OrderID); err != nil {
+			return Output{}, err
+		}
 	}
 	// 2. Validate, first failure rejects.
 	tracked, err := uc.validate(ctx, tx, o)
