@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Bounds of the waits on the service, well inside any sensible -timeout.
+const (
+	readyTimeout = 2 * time.Minute
+	stopTimeout  = 45 * time.Second // above orderd's SHUTDOWN_TIMEOUT of 30s
+	idleWait     = 3 * time.Second
+	drainPoll    = 20 * time.Millisecond
+	latencyPoll  = time.Millisecond
+	rssPoll      = 100 * time.Millisecond
+)
+
+// bench is what one store's measurement needs.
+type bench struct {
+	opts   options
+	bin    string
+	tmp    string
+	broker string
+	db     *database
+}
+
+// result holds one store's figures.
+type result struct {
+	store      string
+	events     int
+	partitions int
+
+	ready   time.Duration // exec to /readyz 200, on a fresh database
+	idleRSS int64
+
+	preload         time.Duration
+	drainFromReady  time.Duration
+	drainFromStart  time.Duration
+	peakRSS         int64 // VmHWM just before the service stopped (throughput and latency phases)
+	peakSampledRSS  int64 // largest VmRSS sampled every rssPoll
+	hwmAfterDrain   int64 // VmHWM once the backlog was drained
+	orders          int64
+	processing      int64
+	dlq             int64
+	errorLogLines   int
+	latencyRate     int
+	latencySamples  int
+	latencyUnseen   int
+	p50, p90, p99   time.Duration
+	maxLatency      time.Duration
+	pollResolution  time.Duration
+	bare            bareResult
+	throughput      float64 // events / drainFromReady
+	throughputStart float64 // events / drainFromStart
+}
+
+// peak is the peak RSS: VmHWM, or the largest sampled VmRSS when the
+// kernel's lazily updated VmHWM lags behind it.
+func (r result) peak() int64 { return max(r.peakRSS, r.peakSampledRSS) }
+
+// percentOfBare is the service's throughput as a percentage of the bare
+// consumer's.
+func (r result) percentOfBare() float64 {
+	if r.bare.throughput == 0 {
+		return 0
+	}
+	return 100 * r.throughput / r.bare.throughput
+}
+
+// names are the topics and groups of one store's runs, fresh per run.
+type names struct {
+	topic, dlq, startGroup, group, bareGroup string
+}
+
+// newNames returns names for store that no earlier run used.
+func newNames(store string) names {
+	run := fmt.Sprintf("bench-%s-%d", store, time.Now().UnixNano())
+	return names{
+		topic:      run,
+		dlq:        run + "-dlq",
+		startGroup: run + "-start",
+		group:      run + "-serve",
+		bareGroup:  run + "-bare",
+	}
+}
+
+// benchStore runs the four phases on one store and returns the figures;
+// progress goes to w.
+func benchStore(ctx context.Context, w io.Writer, b bench) (result, error) {
+	res := result{store: b.db.store, events: b.opts.events, partitions: b.opts.partitions, latencyRate: b.opts.rate}
+	n := newNames(b.db.store)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.broker))
+	if err != nil {
+		return res, fmt.Errorf("admin client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	if err := createTopics(ctx, adm, b.opts.partitions, n.topic, n.dlq); err != nil {
+		return res, err
+	}
+	cfg := serviceConfig{broker: b.broker, databaseURL: b.db.url, topic: n.topic, dlqTopic: n.dlq, group: n.startGroup, partitions: b.opts.partitions}
+
+	fmt.Fprintf(w, "\n== %s: topic %s (%d partitions), group %s\n", b.db.store, n.topic, b.opts.partitions, n.group)
+	fmt.Fprintln(w, "a. start + idle")
+	if err := startIdle(ctx, b, cfg, &res); err != nil {
+		return res, err
+	}
+
+	fmt.Fprintf(w, "b. preload %d events, then drain\n", b.opts.events)
+	res.preload, err = preload(ctx, b.broker, n.topic, n.topic+"-pre", b.opts.events)
+	if err != nil {
+		return res, err
+	}
+	backlog, err := endOffsets(ctx, adm, n.topic)
+	if err != nil {
+		return res, err
+	}
+	if got := backlog.sum(); got != int64(b.opts.events) {
+		return res, fmt.Errorf("topic %s holds %d records after preloading %d", n.topic, got, b.opts.events)
+	}
+	cfg.group = n.group
+	svc, err := startService(b.bin, b.tmp, "serve", cfg)
+	if err != nil {
+		return res, err
+	}
+	defer svc.kill()
+	rss := sampleRSS(svc.pid(), rssPoll)
+	if err := drain(ctx, adm, svc, b, n, backlog, &res); err != nil {
+		rss.finish()
+		return res, err
+	}
+
+	fmt.Fprintf(w, "c. latency at %d/s for %s\n", b.opts.rate, b.opts.latencyDuration)
+	err = latency(ctx, adm, svc, b, n, &res)
+	res.peakSampledRSS = rss.finish()
+	if err != nil {
+		return res, err
+	}
+	if res.peakRSS, err = procStatusKB(svc.pid(), "VmHWM"); err != nil {
+		return res, err
+	}
+	res.errorLogLines = svc.errorLines()
+	if err := svc.terminate(stopTimeout); err != nil {
+		return res, err
+	}
+	if res.dlq, err = countRecords(ctx, adm, n.dlq); err != nil {
+		return res, err
+	}
+
+	fmt.Fprintln(w, "d. bare franz-go consumer on the same backlog")
+	res.bare, err = bareConsume(ctx, b.broker, n.topic, n.bareGroup, backlog)
+	if err != nil {
+		return res, err
+	}
+	if res.bare.records != int64(b.opts.events) {
+		return res, fmt.Errorf("bare consumer read %d of the %d preloaded records", res.bare.records, b.opts.events)
+	}
+	return res, nil
+}
+
+// createTopics creates topics with the given partitions on the broker.
+func createTopics(ctx context.Context, adm *kadm.Client, partitions int, topics ...string) error {
+	resps, err := adm.CreateTopics(ctx, int32(partitions), 1, nil, topics...)
+	if err == nil {
+		err = resps.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("create topics %v: %w", topics, err)
+	}
+	return nil
+}
+
+// countRecords returns how many records topic holds.
+func countRecords(ctx context.Context, adm *kadm.Client, topic string) (int64, error) {
+	ends, err := endOffsets(ctx, adm, topic)
+	if err != nil {
+		return 0, err
+	}
+	return ends.sum(), nil
+}
+
+// startIdle is phase a: start the service on the fresh database and empty
+// topic, time it to ready, let it idle and read its memory, and stop it.
+func startIdle(ctx context.Context, b bench, cfg serviceConfig, res *result) error {
+	svc, err := startService(b.bin, b.tmp, "serve-start", cfg)
+	if err != nil {
+		return err
+	}
+	defer svc.kill()
+	ready, err := svc.waitReady(ctx, readyTimeout)
+	if err != nil {
+		return err
+	}
+	res.ready = ready.Sub(svc.started)
+	if err := sleep(ctx, idleWait); err != nil {
+		return err
+	}
+	if err := svc.exitedErr(); err != nil {
+		return err
+	}
+	if res.idleRSS, err = procStatusKB(svc.pid(), "VmRSS"); err != nil {
+		return err
+	}
+	return svc.terminate(stopTimeout)
+}
+
+// drain is phase b: wait for the service to be ready and to commit the
+// whole backlog, then check that every event became an order.
+func drain(ctx context.Context, adm *kadm.Client, svc *service, b bench, n names, backlog offsets, res *result) error {
+	ready, err := svc.waitReady(ctx, readyTimeout)
+	if err != nil {
+		return err
+	}
+	drained, err := waitCommitted(ctx, svc, fetchCommitted(adm, n.group, n.topic), backlog, drainPoll)
+	if err != nil {
+		return err
+	}
+	if res.hwmAfterDrain, err = procStatusKB(svc.pid(), "VmHWM"); err != nil {
+		return err
+	}
+	res.drainFromReady, res.drainFromStart = drained.Sub(ready), drained.Sub(svc.started)
+	res.throughput = float64(b.opts.events) / res.drainFromReady.Seconds()
+	res.throughputStart = float64(b.opts.events) / res.drainFromStart.Seconds()
+	return checkOrders(ctx, b.db, int64(b.opts.events), res)
+}
+
+// latency is phase c: produce at a steady rate to the caught-up service
+// while watching the group's commits, then wait until everything is
+// committed and check the orders again.
+func latency(ctx context.Context, adm *kadm.Client, svc *service, b bench, n names, res *result) error {
+	watch := watchCommits(ctx, fetchCommitted(adm, n.group, n.topic), latencyPoll)
+	recs, err := producePaced(ctx, b.broker, n.topic, n.topic+"-lat", b.opts.rate, b.opts.latencyDuration)
+	if err != nil {
+		watch.finish()
+		return err
+	}
+	// Wait on what the watch has seen, so that every commit is in its log.
+	ends, err := endOffsets(ctx, adm, n.topic)
+	if err == nil {
+		_, err = waitCommitted(ctx, svc, watch.seen, ends, drainPoll)
+	}
+	watch.finish()
+	if err != nil {
+		return err
+	}
+	lat, unseen := commitLatencies(recs, watch.advances)
+	res.latencySamples, res.latencyUnseen = len(lat), unseen
+	res.p50, res.p90, res.p99 = percentile(lat, 50), percentile(lat, 90), percentile(lat, 99)
+	if len(lat) > 0 {
+		res.maxLatency = lat[len(lat)-1]
+	}
+	res.pollResolution = watch.meanInterval()
+	return checkOrders(ctx, b.db, int64(b.opts.events+len(recs)), res)
+}
+
+// checkOrders fails when the database does not hold exactly want orders:
+// an event was lost (or applied twice) between the topic and the database.
+func checkOrders(ctx context.Context, db *database, want int64, res *result) error {
+	total, processing, err := db.orderCounts(ctx)
+	if err != nil {
+		return err
+	}
+	res.orders, res.processing = total, processing
+	if total != want {
+		return fmt.Errorf("LOST EVENTS: the database holds %d orders but %d events were produced and committed", total, want)
+	}
+	return nil
+}
