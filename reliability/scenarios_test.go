@@ -96,6 +96,12 @@ func TestCrashRestart(t *testing.T) {
 		in.Kill()
 		t.Logf("kill %d at %s (%d records sent)", i+1, time.Since(start).Round(time.Millisecond), prod.sent.Load())
 		in.Start()
+		// The next kill only once the group has given this instance its
+		// partitions. kfake never expires a member killed while its
+		// JoinGroup waits, once the group's leader has synced (real Kafka
+		// drops it after the rebalance timeout); killing there would
+		// leave partitions with a dead member for good.
+		eventually(t, 2*time.Minute, "partitions assigned after the restart", func() bool { return len(in.status().Partitions) > 0 })
 	}
 	wait()
 	waitQuiescent(t, b.addr, quiesceTimeout, in)

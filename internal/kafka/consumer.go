@@ -148,6 +148,12 @@ const (
 	// connectTries is the seed's start-up retry count; after it the
 	// consumer keeps trying in the background, logging at error once.
 	connectTries = 5
+	// fetchMaxBytes and fetchMaxPartitionBytes bound a fetch response (the
+	// client's defaults, 50 MiB, would dominate the service's memory).
+	fetchMaxBytes          = 4 << 20
+	fetchMaxPartitionBytes = 1 << 20
+	// sessionTimeout is the consumer group session timeout.
+	sessionTimeout = 10 * time.Second
 	// commitTimeout bounds one offset commit.
 	commitTimeout = 10 * time.Second
 	// abandonGrace is how long a handler may ignore the cancellation of its
@@ -465,7 +471,15 @@ func (c *Consumer) newSession(ctx context.Context) (*session, error) {
 		// A revoke waits for in-flight records (ShutdownTimeout) and a
 		// commit; the group must not give up on this member meanwhile.
 		kgo.RebalanceTimeout(max(time.Minute, c.cfg.ShutdownTimeout+commitTimeout+abandonGrace+10*time.Second)),
-		kgo.FetchMaxPartitionBytes(MaxRecordBytes),
+		// A crashed instance's partitions move to the others once its
+		// session times out: 10 s (Kafka's default before 3.0) rather
+		// than the client's 45 s. Heartbeats go every 3 s.
+		kgo.SessionTimeout(sessionTimeout),
+		// Small fetches bound memory: a broker still returns a record
+		// batch larger than these limits whole when it comes first, so
+		// that oversized records reach the handler (and the DLQ).
+		kgo.FetchMaxBytes(fetchMaxBytes),
+		kgo.FetchMaxPartitionBytes(fetchMaxPartitionBytes),
 		kgo.WithLogger(ClientLogger(c.logger)),
 	)
 	opts = append(opts, c.clientOpts...)
