@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/orderd/orderd/internal/delivery"
 	"github.com/orderd/orderd/internal/events"
 	"github.com/orderd/orderd/internal/notifylog"
 	"github.com/orderd/orderd/internal/order"
@@ -49,6 +50,39 @@ func BenchmarkHandle(b *testing.B) {
 					b.Fatalf("handle: %v, %v; want applied", res, err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkHandleBatch measures Handler.HandleBatch, the consumer's group
+// commit: 256 new OrderCreated events per transaction, each under its own
+// savepoint. One op is one batch; ns/event is the figure to compare with
+// BenchmarkHandle.
+func BenchmarkHandleBatch(b *testing.B) {
+	const size = 256
+	for _, dialect := range sqlstoretest.Dialects(b) {
+		b.Run(dialect, func(b *testing.B) {
+			h := benchHandler(b, dialect)
+			ctx := b.Context()
+			src := newSampleSource(b, "bench-batch-"+dialect)
+			values := make([][]byte, size)
+			metas := make([]*delivery.Meta, size)
+			b.ReportAllocs()
+			for b.Loop() {
+				for i := range values {
+					values[i], metas[i] = src.next(), &delivery.Meta{}
+				}
+				n, errs, stop := h.HandleBatch(ctx, values, metas)
+				if n != size || stop != nil {
+					b.Fatalf("batch: %d of %d finished, stopped by %v", n, size, stop)
+				}
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*size), "ns/event")
 		})
 	}
 }

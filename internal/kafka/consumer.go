@@ -109,10 +109,10 @@ func WithCommitInterval(d time.Duration) ConsumerOption {
 
 // WithBatchHandler has each partition's queued records, up to max at a time,
 // handed to bh first (see BatchHandler); the Handler then takes only the
-// records bh could not finish. max below 2 disables batching.
+// records bh could not finish. max 1 hands records to bh one at a time.
 func WithBatchHandler(bh BatchHandler, max int) ConsumerOption {
 	return func(c *Consumer) {
-		if bh != nil && max > 1 {
+		if bh != nil && max >= 1 {
 			c.batch, c.batchMax = bh, max
 		}
 	}

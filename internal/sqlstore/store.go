@@ -124,7 +124,7 @@ func (s *Store) openSQLite(ctx context.Context, path string, busyTimeout time.Du
 		db.SetConnMaxIdleTime(0)
 		s.db, s.rdb = db, db
 	} else {
-		w, err := sql.Open("sqlite", path+"?_txlock=immediate&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&"+busy)
+		w, err := sql.Open("sqlite", path+"?_txlock=immediate&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_pragma=temp_store(MEMORY)&"+busy)
 		if err != nil {
 			return fmt.Errorf("open sqlite %s: %w", path, err)
 		}
