@@ -81,14 +81,30 @@ func Decode(value []byte) (Envelope, error) {
 	return ev, nil
 }
 
-// orderRef is the part of every order event's data that names the order.
-type orderRef struct {
-	OrderID string `json:"orderId"`
-}
-
-// OrderID returns data.orderId when present, for logs and DLQ headers.
+// OrderID returns data.orderId when it is a string, for logs and DLQ
+// headers. It reads data only as far as that field (usually the first), so a
+// large payload is not parsed twice.
 func (e Envelope) OrderID() string {
-	var r orderRef
-	_ = json.Unmarshal(e.Data, &r)
-	return r.OrderID
+	dec := json.NewDecoder(bytes.NewReader(e.Data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if key, _ := t.(string); key == "orderId" {
+			var id string
+			if dec.Decode(&id) != nil {
+				return ""
+			}
+			return id
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	return ""
 }

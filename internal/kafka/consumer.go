@@ -934,6 +934,9 @@ func (w *worker) run() {
 	c := w.s.c
 	var pending []*kgo.Record
 	for {
+		if stopped(w.quit) {
+			return // what is pending stays unfinished and uncommitted
+		}
 		if len(pending) == 0 {
 			if pending = w.take(c.batchMax); pending == nil {
 				return
