@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -270,4 +271,41 @@ func checkOrders(ctx context.Context, db *database, want int64, res *result) err
 		return fmt.Errorf("LOST EVENTS: the database holds %d orders but %d events were produced and committed", total, want)
 	}
 	return nil
+}
+
+// embeddedDefaults runs `orderd` as a newcomer does — no configuration but a
+// free port for HTTP and for the embedded broker — and reports its time to
+// ready and its idle memory. The embedded broker then runs in its process.
+func embeddedDefaults(ctx context.Context, w io.Writer, bin, tmp string) error {
+	httpPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	kafkaPort, err := freePort()
+	if err != nil {
+		return err
+	}
+	p, err := startProc(bin, tmp, "embedded", map[string]string{
+		"APP_PORT":            strconv.Itoa(httpPort),
+		"EMBEDDED_KAFKA_ADDR": "127.0.0.1:" + strconv.Itoa(kafkaPort),
+	})
+	if err != nil {
+		return err
+	}
+	svc := &service{proc: p, url: "http://127.0.0.1:" + strconv.Itoa(httpPort)}
+	defer svc.kill()
+	ready, err := svc.waitReady(ctx, readyTimeout)
+	if err != nil {
+		return err
+	}
+	if err := sleep(ctx, idleWait); err != nil {
+		return err
+	}
+	rss, err := procStatusKB(svc.pid(), "VmRSS")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "embedded defaults: `orderd` with no configuration ready (/readyz 200) %s after exec; idle RSS %s (%.1f MB) %s after ready\n",
+		secs(ready.Sub(svc.started)), mib(rss), float64(rss)/1e6, idleWait)
+	return svc.terminate(stopTimeout)
 }

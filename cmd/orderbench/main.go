@@ -125,6 +125,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	if err := embeddedDefaults(ctx, stdout, bin, tmp); err != nil {
+		return fmt.Errorf("embedded defaults: %w", err)
+	}
 	b, err := startBroker(ctx, bin, tmp, opts.partitions)
 	if err != nil {
 		return err
