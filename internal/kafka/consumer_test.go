@@ -891,7 +891,6 @@ func (b *ctBatcher) handle(ctx context.Context, recs []*kgo.Record, metas []*del
 func TestConsumerBatches(t *testing.T) {
 	kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
 	var recs []*kgo.Record
-	values := []string{}
 	for i := range 300 {
 		v := "ok"
 		switch i {
@@ -902,7 +901,6 @@ func TestConsumerBatches(t *testing.T) {
 		case 200:
 			v = "panic"
 		}
-		values = append(values, v)
 		recs = append(recs, &kgo.Record{Topic: ctTopic, Partition: 0, Value: fmt.Appendf(nil, "%s|%d", v, i)})
 	}
 	kc.Produce(recs...)
