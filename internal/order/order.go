@@ -177,6 +177,9 @@ type Tx interface {
 	UpdateOrder(ctx context.Context, o *Order) error
 	// Stock loads a product's stock record; ok is false when it has none.
 	Stock(ctx context.Context, productID string) (s Stock, ok bool, err error)
+	// Stocks loads the stock records of several products at once; products
+	// without one are absent from the map.
+	Stocks(ctx context.Context, productIDs []string) (map[string]Stock, error)
 	// Reserve moves qty from available to reserved; it reports false, and
 	// changes nothing, when fewer than qty are available.
 	Reserve(ctx context.Context, productID string, qty int64) (bool, error)

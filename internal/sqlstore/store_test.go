@@ -363,10 +363,18 @@ func TestNotFound(t *testing.T) {
 				}
 			})
 		}
+		if _, err := s.SetStock(ctx, "some", 3); err != nil {
+			t.Fatal(err)
+		}
 		err := s.InTx(ctx, func(tx order.Tx) error {
 			st, ok, err := tx.Stock(ctx, "nope")
 			if err != nil || ok || st != (order.Stock{}) {
 				return fmt.Errorf("Tx.Stock of a product without stock = %+v, %v, %v; want zero, false, nil", st, ok, err)
+			}
+			got, err := tx.Stocks(ctx, []string{"nope", "some", "some"})
+			want := map[string]order.Stock{"some": {ProductID: "some", Available: 3}}
+			if err != nil || len(got) != 1 || got["some"] != want["some"] {
+				return fmt.Errorf("Tx.Stocks = %+v, %v; want %+v", got, err, want)
 			}
 			return nil
 		})

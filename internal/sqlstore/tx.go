@@ -149,6 +149,35 @@ func (t *tx) Stock(ctx context.Context, productID string) (order.Stock, bool, er
 	return st, true, nil
 }
 
+// Stocks loads the stock records of several products in one query.
+func (t *tx) Stocks(ctx context.Context, productIDs []string) (map[string]order.Stock, error) {
+	out := make(map[string]order.Stock, len(productIDs))
+	if len(productIDs) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(productIDs))
+	for i, id := range productIDs {
+		args[i] = id
+	}
+	rows, err := t.q.QueryContext(ctx, `SELECT product_id, available, reserved FROM stock
+		WHERE product_id IN (`+placeholders(1, len(args))+`)`, args...)
+	if err != nil {
+		return nil, classify(fmt.Errorf("load stock: %w", err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st order.Stock
+		if err := rows.Scan(&st.ProductID, &st.Available, &st.Reserved); err != nil {
+			return nil, classify(fmt.Errorf("load stock: %w", err))
+		}
+		out[st.ProductID] = st
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(fmt.Errorf("load stock: %w", err))
+	}
+	return out, nil
+}
+
 // Reserve moves qty from available to reserved in one conditional update, so
 // that concurrent transactions can never take more than there is.
 func (t *tx) Reserve(ctx context.Context, productID string, qty int64) (bool, error) {

@@ -118,6 +118,16 @@ func (t *tx) Stock(_ context.Context, productID string) (order.Stock, bool, erro
 	return s, ok, nil
 }
 
+func (t *tx) Stocks(_ context.Context, productIDs []string) (map[string]order.Stock, error) {
+	out := make(map[string]order.Stock, len(productIDs))
+	for _, id := range productIDs {
+		if s, ok := t.stock[id]; ok {
+			out[id] = s
+		}
+	}
+	return out, nil
+}
+
 func (t *tx) Reserve(_ context.Context, productID string, qty int64) (bool, error) {
 	s, ok := t.stock[productID]
 	if !ok || s.Available < qty {

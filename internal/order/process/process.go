@@ -34,7 +34,7 @@ type Output struct {
 type Store interface {
 	Order(ctx context.Context, id string) (*order.Order, error)
 	UpdateOrder(ctx context.Context, o *order.Order) error
-	Stock(ctx context.Context, productID string) (order.Stock, bool, error)
+	Stocks(ctx context.Context, productIDs []string) (map[string]order.Stock, error)
 	Reserve(ctx context.Context, productID string, qty int64) (bool, error)
 }
 
@@ -129,12 +129,17 @@ func (uc *UseCase) validate(ctx context.Context, tx Store, o *order.Order) ([]bo
 	if limit := o.Currency.FromMajor(uc.Rules.FraudThreshold); o.TotalAmount > limit {
 		return nil, order.Reject(order.ReasonFraudReview, fmt.Sprintf("order %s total %s exceeds %s; flagged for fraud review", o.ID, o.Money(o.TotalAmount), o.Money(limit)))
 	}
+	ids := make([]string, len(o.Items))
+	for i, it := range o.Items {
+		ids[i] = it.ProductID
+	}
+	stock, err := tx.Stocks(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
 	tracked := make([]bool, len(o.Items))
 	for i, it := range o.Items {
-		s, ok, err := tx.Stock(ctx, it.ProductID)
-		if err != nil {
-			return nil, err
-		}
+		s, ok := stock[it.ProductID]
 		if ok && s.Available < it.Quantity {
 			return nil, order.Reject(order.ReasonOutOfStock, fmt.Sprintf("product %s: %d requested, %d available", it.ProductID, it.Quantity, s.Available))
 		}
