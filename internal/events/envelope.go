@@ -33,6 +33,8 @@ type Envelope struct {
 	ID   string          `json:"id"`
 	Name string          `json:"name"`
 	Data json.RawMessage `json:"data"`
+	// Decoded is what the event's Decoder made of Data, if it has one.
+	Decoded any `json:"-"`
 }
 
 // Decode checks a record value and returns its envelope. Every failure is a

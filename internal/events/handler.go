@@ -70,14 +70,24 @@ func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*del
 	return h.apply(ctx, values, metas)
 }
 
-// apply runs values in one transaction, each under a savepoint, until one
-// fails with an error that is not permanent (stop). It returns how many are
-// finished, with their results; n is 0 when the transaction failed.
+// apply decodes values, then runs them in one transaction, each under a
+// savepoint, until one fails with an error that is not permanent (stop). It
+// returns how many are finished, with their results; n is 0 when the
+// transaction failed. Decoding comes first, outside the transaction: on
+// SQLite the transaction holds the one write connection, and decoding then
+// runs in parallel with another partition's transaction.
 func (h *Handler) apply(ctx context.Context, values [][]byte, metas []*delivery.Meta) (n int, errs []error, stop error) {
+	pre := make([]prepared, len(values))
+	for i, v := range values {
+		pre[i] = h.prepare(v, metas[i])
+	}
 	errs = make([]error, len(values))
 	err := h.tx.InTx(ctx, func(tx order.Tx) error {
-		for i, v := range values {
-			err := h.applyOne(ctx, tx, v, metas[i])
+		for i := range pre {
+			err := pre[i].err
+			if err == nil {
+				err = h.applyOne(ctx, tx, pre[i], metas[i])
+			}
 			if err != nil && fault.KindOf(err) != fault.Permanent {
 				stop = err
 				break
@@ -96,25 +106,45 @@ func (h *Handler) apply(ctx context.Context, values [][]byte, metas []*delivery.
 	return n, errs, stop
 }
 
-// applyOne applies one event inside tx: nil when applied or already applied
-// (meta.Duplicate), a permanent error when it cannot be decoded or is refused
-// under the rules (the refusal then recorded in the inbox), any other error
-// when the store failed.
-func (h *Handler) applyOne(ctx context.Context, tx order.Tx, value []byte, meta *delivery.Meta) error {
-	start := time.Now()
+// prepared is one record value decoded ahead of its transaction: an event
+// and its processor, or the reason it cannot be applied.
+type prepared struct {
+	ev  Envelope
+	p   Processor
+	err error
+}
+
+// prepare decodes value — the envelope, then the data when the event has a
+// Decoder — and finds its processor, filling in meta.
+func (h *Handler) prepare(value []byte, meta *delivery.Meta) prepared {
 	meta.Duplicate = false
 	ev, err := Decode(value)
 	if err != nil {
-		return err
+		return prepared{err: err}
 	}
 	meta.EventID, meta.EventName, meta.OrderID = ev.ID, ev.Name, ev.OrderID()
 	p, ok := h.registry.Lookup(ev.Name)
 	if !ok {
-		return fault.Permanentf(ReasonUnknownEvent, "no processor for event %q (known: %v)", ev.Name, h.registry.Names())
+		return prepared{err: fault.Permanentf(ReasonUnknownEvent, "no processor for event %q (known: %v)", ev.Name, h.registry.Names())}
 	}
+	if d, ok := h.registry.decoders[ev.Name]; ok {
+		if ev.Decoded, err = d(ev); err != nil {
+			return prepared{err: err}
+		}
+	}
+	return prepared{ev: ev, p: p}
+}
+
+// applyOne applies one decoded event inside tx: nil when applied or already
+// applied (meta.Duplicate), a permanent error when it is refused under the
+// rules (the refusal then recorded in the inbox), any other error when the
+// store failed.
+func (h *Handler) applyOne(ctx context.Context, tx order.Tx, pr prepared, meta *delivery.Meta) error {
+	start := time.Now()
+	ev, p := pr.ev, pr.p
 	var summary string
 	var prior order.InboxEntry
-	err = tx.Savepoint(ctx, func() error {
+	err := tx.Savepoint(ctx, func() error {
 		first, err := tx.MarkProcessed(ctx, ev.ID, ev.Name)
 		if err != nil {
 			return err

@@ -12,10 +12,15 @@ import (
 // OrderCreated stores the order carried by the event (unless the same order
 // exists already) and runs ProcessOrder on it.
 func OrderCreated(uc *process.UseCase) Processor {
+	decode := DecodeOrderCreated(uc)
 	return func(ctx context.Context, tx order.Tx, ev Envelope) (string, error) {
-		in, err := create.Decode(ev.Data, uc.Now())
-		if err != nil {
-			return "", err
+		in, ok := ev.Decoded.(create.Input)
+		if !ok {
+			d, err := decode(ev)
+			if err != nil {
+				return "", err
+			}
+			in = d.(create.Input)
 		}
 		created, err := create.Run(ctx, tx, in)
 		if err != nil {
@@ -27,6 +32,18 @@ func OrderCreated(uc *process.UseCase) Processor {
 		}
 		return fmt.Sprintf("order processed: final total %s, shipping %s, discount %s",
 			out.FinalTotal, out.ShippingCost, out.DiscountApplied), nil
+	}
+}
+
+// DecodeOrderCreated checks an OrderCreated event's data (§2) and builds its
+// order, a create.Input.
+func DecodeOrderCreated(uc *process.UseCase) Decoder {
+	return func(ev Envelope) (any, error) {
+		in, err := create.Decode(ev.Data, uc.Now())
+		if err != nil {
+			return nil, err
+		}
+		return in, nil
 	}
 }
 

@@ -16,16 +16,29 @@ import (
 // the dead-letter topic.
 type Processor func(ctx context.Context, tx order.Tx, ev Envelope) (summary string, err error)
 
-// Registry maps event names to processors.
+// A Decoder checks and decodes an event's data ahead of its transaction:
+// outside the database's write lock, so that on SQLite, whose one writer
+// takes transactions in turn, it runs in parallel with another partition's
+// transaction. Its result reaches the processor as Envelope.Decoded; its
+// error, permanent, sends the event to the dead-letter topic.
+type Decoder func(ev Envelope) (any, error)
+
+// Registry maps event names to processors and, optionally, decoders.
 type Registry struct {
 	processors map[string]Processor
+	decoders   map[string]Decoder
 }
 
 // NewRegistry returns an empty Registry.
-func NewRegistry() *Registry { return &Registry{processors: map[string]Processor{}} }
+func NewRegistry() *Registry {
+	return &Registry{processors: map[string]Processor{}, decoders: map[string]Decoder{}}
+}
 
 // Register adds the processor for an event name, replacing any before it.
 func (r *Registry) Register(name string, p Processor) { r.processors[name] = p }
+
+// RegisterDecoder adds a decoder for an event name (see Decoder).
+func (r *Registry) RegisterDecoder(name string, d Decoder) { r.decoders[name] = d }
 
 // Lookup returns the processor for name.
 func (r *Registry) Lookup(name string) (Processor, bool) {
@@ -55,6 +68,7 @@ type UseCases struct {
 func DefaultRegistry(uc UseCases) *Registry {
 	r := NewRegistry()
 	r.Register("OrderCreated", OrderCreated(uc.Process))
+	r.RegisterDecoder("OrderCreated", DecodeOrderCreated(uc.Process))
 	r.Register("OrderCancelled", OrderCancelled(uc.Cancel))
 	r.Register("OrderShipped", OrderShipped(uc.Fulfil))
 	r.Register("OrderDelivered", OrderDelivered(uc.Fulfil))
