@@ -10,10 +10,6 @@ import (
 	"github.com/orderd/orderd/internal/delivery"
 	"github.com/orderd/orderd/internal/events"
 	"github.com/orderd/orderd/internal/notifylog"
-	"github.com/orderd/orderd/internal/order"
-	"github.com/orderd/orderd/internal/order/cancel"
-	"github.com/orderd/orderd/internal/order/fulfil"
-	"github.com/orderd/orderd/internal/order/process"
 	"github.com/orderd/orderd/internal/sqlstore"
 	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
 )
@@ -117,14 +113,7 @@ func benchHandler(b *testing.B, dialect string) *events.Handler {
 	b.Helper()
 	st := sqlstoretest.Open(b, dialect)
 	stockSampleProducts(b, st)
-	logger := slog.New(slog.DiscardHandler)
-	notifier := notifylog.New(logger)
-	rules := order.DefaultRules()
-	return events.NewHandler(events.DefaultRegistry(events.UseCases{
-		Process: process.New(rules, notifier),
-		Cancel:  cancel.New(rules, notifier),
-		Fulfil:  fulfil.New(),
-	}), st, logger)
+	return newHandler(st, notifylog.New(slog.New(slog.DiscardHandler)))
 }
 
 func stockSampleProducts(b *testing.B, st *sqlstore.Store) {

@@ -44,7 +44,7 @@ func NewHandler(r *Registry, tx order.Transactor, logger *slog.Logger) *Handler 
 // is refused again with the same reason, never applied late.
 func (h *Handler) Handle(ctx context.Context, value []byte) (Result, error) {
 	meta := delivery.MetaFrom(ctx)
-	n, errs, stop := h.apply(ctx, [][]byte{value}, []*delivery.Meta{meta})
+	n, errs, stop := h.HandleBatch(ctx, [][]byte{value}, []*delivery.Meta{meta})
 	if n == 0 {
 		return "", stop
 	}
@@ -64,19 +64,14 @@ func (h *Handler) Handle(ctx context.Context, value []byte) (Result, error) {
 // values, from the first, are finished — each with nil (applied, or a
 // duplicate: metas[i].Duplicate) or its permanent error — and stops before
 // the first event that fails otherwise (a store outage), with that error
-// (stop); the event is then for Handle and its retries. It is a
-// kafka.BatchHandler once given the records' values.
+// (stop); the event is then for Handle and its retries. n is 0 when the
+// transaction failed. It is a kafka.BatchHandler once given the records'
+// values.
+//
+// Decoding comes first, outside the transaction: on SQLite the transaction
+// holds the one write connection, and decoding then runs in parallel with
+// another partition's transaction.
 func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*delivery.Meta) (n int, errs []error, stop error) {
-	return h.apply(ctx, values, metas)
-}
-
-// apply decodes values, then runs them in one transaction, each under a
-// savepoint, until one fails with an error that is not permanent (stop). It
-// returns how many are finished, with their results; n is 0 when the
-// transaction failed. Decoding comes first, outside the transaction: on
-// SQLite the transaction holds the one write connection, and decoding then
-// runs in parallel with another partition's transaction.
-func (h *Handler) apply(ctx context.Context, values [][]byte, metas []*delivery.Meta) (n int, errs []error, stop error) {
 	pre := make([]prepared, len(values))
 	for i, v := range values {
 		pre[i] = h.prepare(v, metas[i])

@@ -3,7 +3,6 @@ package events_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -45,12 +44,7 @@ func TestRefusalIsSticky(t *testing.T) {
 			if _, err := st.SetStock(ctx, "scarce", 2); err != nil {
 				t.Fatal(err)
 			}
-			notifier := &ordertest.Notifier{}
-			h := events.NewHandler(events.DefaultRegistry(events.UseCases{
-				Process: process.New(order.DefaultRules(), notifier),
-				Cancel:  cancel.New(order.DefaultRules(), notifier),
-				Fulfil:  fulfil.New(),
-			}), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			h := newHandler(st, &ordertest.Notifier{})
 
 			handle := func(value []byte) (events.Result, error) {
 				t.Helper()
@@ -105,12 +99,7 @@ func TestRefusalAfterPartialReservation(t *testing.T) {
 			if _, err := st.SetStock(ctx, "scarce", 1); err != nil {
 				t.Fatal(err)
 			}
-			notifier := &ordertest.Notifier{}
-			h := events.NewHandler(events.DefaultRegistry(events.UseCases{
-				Process: process.New(order.DefaultRules(), notifier),
-				Cancel:  cancel.New(order.DefaultRules(), notifier),
-				Fulfil:  fulfil.New(),
-			}), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			h := newHandler(st, &ordertest.Notifier{})
 			v := []byte(`{"id":"e-2l","name":"OrderCreated","data":{"orderId":"L","customerId":"c","totalAmount":20.00,"currency":"USD","items":[{"productId":"scarce","quantity":1,"unitPrice":10.00,"totalPrice":10.00},{"productId":"scarce","quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`)
 			_, err := h.Handle(ctx, v)
 			wantRefusal(t, "two lines of one unit", err, order.ReasonOutOfStock)
@@ -137,12 +126,7 @@ func TestRefusalOfOtherEvents(t *testing.T) {
 			t.Parallel()
 			st := sqlstoretest.Open(t, dialect)
 			ctx := context.Background()
-			notifier := &ordertest.Notifier{}
-			h := events.NewHandler(events.DefaultRegistry(events.UseCases{
-				Process: process.New(order.DefaultRules(), notifier),
-				Cancel:  cancel.New(order.DefaultRules(), notifier),
-				Fulfil:  fulfil.New(),
-			}), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			h := newHandler(st, &ordertest.Notifier{})
 
 			early := cancelled("c-cancelled", "C")
 			_, err := h.Handle(ctx, early)
@@ -185,12 +169,7 @@ func TestSharedProductsNoDeadlock(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			notifier := &ordertest.Notifier{}
-			h := events.NewHandler(events.DefaultRegistry(events.UseCases{
-				Process: process.New(order.DefaultRules(), notifier),
-				Cancel:  cancel.New(order.DefaultRules(), notifier),
-				Fulfil:  fulfil.New(),
-			}), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			h := newHandler(st, &ordertest.Notifier{})
 			const perWorker = 40
 			errs := make(chan error, 2*perWorker)
 			var wg sync.WaitGroup
@@ -233,12 +212,7 @@ func TestHandleBatch(t *testing.T) {
 			if _, err := st.SetStock(ctx, "scarce", 1); err != nil {
 				t.Fatal(err)
 			}
-			notifier := &ordertest.Notifier{}
-			h := events.NewHandler(events.DefaultRegistry(events.UseCases{
-				Process: process.New(order.DefaultRules(), notifier),
-				Cancel:  cancel.New(order.DefaultRules(), notifier),
-				Fulfil:  fulfil.New(),
-			}), st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			h := newHandler(st, &ordertest.Notifier{})
 
 			nul := fmt.Appendf(nil, `{"id":"e-nul","name":"OrderCreated","data":{"orderId":"N","customerId":"c-1","customerName":"a\u0000b","totalAmount":10.00,"currency":"USD","items":[{"productId":"p","quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`)
 			values := [][]byte{
@@ -288,6 +262,17 @@ func TestHandleBatch(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newHandler wires a Handler as the service does, on st, with notifications
+// going to n and logs discarded.
+func newHandler(st order.Transactor, n order.Notifier) *events.Handler {
+	rules := order.DefaultRules()
+	return events.NewHandler(events.DefaultRegistry(events.UseCases{
+		Process: process.New(rules, n),
+		Cancel:  cancel.New(rules, n),
+		Fulfil:  fulfil.New(),
+	}), st, slog.New(slog.DiscardHandler))
 }
 
 func wantRefusal(t *testing.T, what string, err error, reason string) {

@@ -175,8 +175,6 @@ type Tx interface {
 	CreateOrder(ctx context.Context, o *Order) error
 	// UpdateOrder saves an order's status and computed fields.
 	UpdateOrder(ctx context.Context, o *Order) error
-	// Stock loads a product's stock record; ok is false when it has none.
-	Stock(ctx context.Context, productID string) (s Stock, ok bool, err error)
 	// Stocks loads the stock records of several products at once; products
 	// without one are absent from the map.
 	Stocks(ctx context.Context, productIDs []string) (map[string]Stock, error)

@@ -71,7 +71,8 @@ func TestReserveRace(t *testing.T) {
 		for i := range buyers {
 			wg.Go(func() {
 				err := s.InTx(ctx, func(tx order.Tx) error {
-					st, ok, err := tx.Stock(ctx, product)
+					stock, err := tx.Stocks(ctx, []string{product})
+					st, ok := stock[product]
 					if err != nil {
 						return err
 					}

@@ -41,7 +41,7 @@ func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 			_ = sqlTx.Rollback()
 		}
 	}()
-	t := &tx{s: s, tx: sqlTx, q: sqlTx}
+	t := &tx{s: s, q: sqlTx}
 	if s.dialect == DialectSQLite {
 		t.q = &stmtCache{tx: sqlTx, stmts: make(map[string]*sql.Stmt)}
 	}
@@ -62,9 +62,8 @@ func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 // tx is one transaction as the use cases see it (order.Tx). Statements go
 // through q: the transaction itself, or on SQLite its statement cache.
 type tx struct {
-	s  *Store
-	tx *sql.Tx
-	q  querier
+	s *Store
+	q querier
 }
 
 // stmtCache prepares each distinct statement once per transaction and reuses
@@ -135,18 +134,6 @@ func (t *tx) CreateOrder(ctx context.Context, o *order.Order) error {
 // UpdateOrder saves an order's status, computed fields and reserved flags.
 func (t *tx) UpdateOrder(ctx context.Context, o *order.Order) error {
 	return t.s.updateOrder(ctx, t.q, o)
-}
-
-// Stock loads a product's stock record.
-func (t *tx) Stock(ctx context.Context, productID string) (order.Stock, bool, error) {
-	st, err := t.s.stock(ctx, t.q, productID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return order.Stock{}, false, nil
-	}
-	if err != nil {
-		return order.Stock{}, false, err
-	}
-	return st, true, nil
 }
 
 // Stocks loads the stock records of several products in one query.

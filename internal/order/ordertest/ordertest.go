@@ -113,11 +113,6 @@ func (t *tx) UpdateOrder(_ context.Context, o *order.Order) error {
 	return nil
 }
 
-func (t *tx) Stock(_ context.Context, productID string) (order.Stock, bool, error) {
-	s, ok := t.stock[productID]
-	return s, ok, nil
-}
-
 func (t *tx) Stocks(_ context.Context, productIDs []string) (map[string]order.Stock, error) {
 	out := make(map[string]order.Stock, len(productIDs))
 	for _, id := range productIDs {
