@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/orderd/orderd/internal/delivery"
@@ -77,7 +78,7 @@ func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*del
 		pre[i] = h.prepare(v, metas[i])
 	}
 	errs = make([]error, len(values))
-	err := h.tx.InTx(ctx, func(tx order.Tx) error {
+	run := func(tx order.Tx) error {
 		for i := range pre {
 			err := pre[i].err
 			if err == nil {
@@ -94,7 +95,13 @@ func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*del
 			return stop // nothing to commit
 		}
 		return nil
-	})
+	}
+	var err error
+	if slices.ContainsFunc(pre, func(p prepared) bool { return p.err == nil }) {
+		err = h.tx.InTx(ctx, run)
+	} else {
+		err = run(nil) // nothing decoded: no transaction, no write lock
+	}
 	if err != nil {
 		return 0, nil, err
 	}

@@ -257,6 +257,11 @@ func TestHandleBatch(t *testing.T) {
 					t.Errorf("order %s = %+v, %v; want %s", id, o, err, status)
 				}
 			}
+			// A batch with nothing to apply is answered without the database.
+			n, errs, stop = h.HandleBatch(ctx, [][]byte{[]byte("{"), []byte(`{"id":"x","name":"Nope","data":{}}`)}, []*delivery.Meta{{}, {}})
+			if _, r0 := fault.Of(errs[0]); n != 2 || stop != nil || r0 != events.ReasonMalformedJSON || fault.KindOf(errs[1]) != fault.Permanent {
+				t.Errorf("undecodable batch: n %d, errs %v, stop %v", n, errs, stop)
+			}
 			if _, err := st.GetOrder(ctx, "N"); (err == nil) != (want[4] == "") {
 				t.Errorf("order N: %v; want it stored only where the database takes a NUL", err)
 			}
