@@ -75,18 +75,11 @@ type Options struct {
 }
 
 // batchSize is the most records of one partition applied in one transaction
-// (group commit). On SQLite, whose one writer takes transactions in turn,
-// 256 share one commit and one fsync. On PostgreSQL every event gets its own
-// transaction: concurrent batches would lock the stock rows of many orders in
-// conflicting orders and deadlock (seen in the reliability suite), while one
-// order locks its rows in product order and PostgreSQL already flushes
-// concurrent commits together.
-func batchSize(dialect string) int {
-	if dialect == sqlstore.DialectPostgres {
-		return 1
-	}
-	return 256
-}
+// (group commit): one commit — on SQLite one fsync — and a handful of
+// multi-row statements for all of them (sqlstore's unit of work). On
+// PostgreSQL concurrent batches cannot deadlock: each takes its row locks up
+// front (order.Tx Preload) in one fixed order; batches sharing products queue.
+func batchSize(string) int { return 256 }
 
 // startupDelays is the seed's connection retry schedule.
 var startupDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}

@@ -79,6 +79,11 @@ func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*del
 	}
 	errs = make([]error, len(values))
 	run := func(tx order.Tx) error {
+		if tx != nil {
+			if err := tx.Preload(ctx, keysOf(pre)); err != nil {
+				return err
+			}
+		}
 		for i := range pre {
 			err := pre[i].err
 			if err == nil {
@@ -108,12 +113,33 @@ func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*del
 	return n, errs, stop
 }
 
+// keysOf names the rows the decoded events of a batch will touch: their
+// inbox entries, their orders and, where the decoded data lists them
+// (create.Input does), the stock of their products.
+func keysOf(pre []prepared) order.Keys {
+	var k order.Keys
+	for _, p := range pre {
+		if p.err != nil {
+			continue
+		}
+		k.EventIDs = append(k.EventIDs, p.ev.ID)
+		if p.orderID != "" {
+			k.OrderIDs = append(k.OrderIDs, p.orderID)
+		}
+		if l, ok := p.ev.Decoded.(interface{ ProductIDs() []string }); ok {
+			k.ProductIDs = append(k.ProductIDs, l.ProductIDs()...)
+		}
+	}
+	return k
+}
+
 // prepared is one record value decoded ahead of its transaction: an event
 // and its processor, or the reason it cannot be applied.
 type prepared struct {
-	ev  Envelope
-	p   Processor
-	err error
+	ev      Envelope
+	orderID string
+	p       Processor
+	err     error
 }
 
 // prepare decodes value — the envelope, then the data when the event has a
@@ -124,17 +150,25 @@ func (h *Handler) prepare(value []byte, meta *delivery.Meta) prepared {
 	if err != nil {
 		return prepared{err: err}
 	}
-	meta.EventID, meta.EventName, meta.OrderID = ev.ID, ev.Name, ev.OrderID()
+	meta.EventID, meta.EventName = ev.ID, ev.Name
 	p, ok := h.registry.Lookup(ev.Name)
 	if !ok {
+		meta.OrderID = ev.OrderID()
 		return prepared{err: fault.Permanentf(ReasonUnknownEvent, "no processor for event %q (known: %v)", ev.Name, h.registry.Names())}
 	}
 	if d, ok := h.registry.decoders[ev.Name]; ok {
 		if ev.Decoded, err = d(ev); err != nil {
+			meta.OrderID = ev.OrderID()
 			return prepared{err: err}
 		}
 	}
-	return prepared{ev: ev, p: p}
+	// The decoded data knows its order: no second pass over the JSON.
+	if o, ok := ev.Decoded.(interface{ OrderID() string }); ok {
+		meta.OrderID = o.OrderID()
+	} else {
+		meta.OrderID = ev.OrderID()
+	}
+	return prepared{ev: ev, orderID: meta.OrderID, p: p}
 }
 
 // applyOne applies one decoded event inside tx: nil when applied or already

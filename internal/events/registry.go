@@ -20,7 +20,11 @@ type Processor func(ctx context.Context, tx order.Tx, ev Envelope) (summary stri
 // outside the database's write lock, so that on SQLite, whose one writer
 // takes transactions in turn, it runs in parallel with another partition's
 // transaction. Its result reaches the processor as Envelope.Decoded; its
-// error, permanent, sends the event to the dead-letter topic.
+// error, permanent, sends the event to the dead-letter topic. A result with a
+// ProductIDs() []string method names the products whose stock the event
+// touches, so that a batch reads them all in one query (order.Keys); one with
+// an OrderID() string method saves a second pass over the data for its order
+// id.
 type Decoder func(ev Envelope) (any, error)
 
 // Registry maps event names to processors and, optionally, decoders.

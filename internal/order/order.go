@@ -197,6 +197,19 @@ type Tx interface {
 	// undone and the transaction goes on as before it; fn's error is
 	// returned. Several events share one transaction this way.
 	Savepoint(ctx context.Context, fn func() error) error
+	// Preload reads, in a few queries, the rows a batch of events is about
+	// to touch, so that the calls above find them at hand: it is a hint,
+	// never needed for correctness. On PostgreSQL it also takes the rows'
+	// locks up front in one fixed order (orders, then stock, each by id),
+	// so that batches sharing products queue instead of deadlocking.
+	Preload(ctx context.Context, k Keys) error
+}
+
+// Keys names the rows a batch of events will read or write.
+type Keys struct {
+	EventIDs   []string
+	OrderIDs   []string
+	ProductIDs []string
 }
 
 // InboxEntry is what the idempotency inbox holds for one event id: the event

@@ -64,24 +64,27 @@ func (v *timeValue) Scan(src any) error {
 	return nil
 }
 
-// placeholders returns "$from, $from+1, …" for n parameters.
-func placeholders(from, n int) string {
+// placeholders returns "$from, $from+1, …" for n parameters, or on SQLite
+// as many "?": SQLite looks each "$N" up by name in a list, which for the
+// thousands of parameters of a batch's statements costs more than running
+// them.
+func (s *Store) placeholders(from, n int) string {
 	var b strings.Builder
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteByte('$')
-		b.WriteString(strconv.Itoa(from + i))
+		b.WriteString(s.param(from + i))
 	}
 	return b.String()
 }
 
-func nullable(p *int64) sql.Null[int64] {
-	if p == nil {
-		return sql.Null[int64]{}
+// param is the placeholder of parameter n (from 1).
+func (s *Store) param(n int) string {
+	if s.dialect == DialectSQLite {
+		return "?"
 	}
-	return sql.Null[int64]{V: *p, Valid: true}
+	return "$" + strconv.Itoa(n)
 }
 
 func pointer(n sql.Null[int64]) *int64 {
@@ -133,7 +136,7 @@ func (s *Store) loadOrder(ctx context.Context, q querier, id string, forUpdate b
 	if err != nil {
 		return nil, classify(fmt.Errorf("load order %s: %w", id, err))
 	}
-	items, err := loadItems(ctx, q, []string{id})
+	items, err := s.loadItems(ctx, q, []string{id})
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +145,7 @@ func (s *Store) loadOrder(ctx context.Context, q querier, id string, forUpdate b
 }
 
 // loadItems reads the items of several orders in one query.
-func loadItems(ctx context.Context, q querier, ids []string) (map[string][]order.Item, error) {
+func (s *Store) loadItems(ctx context.Context, q querier, ids []string) (map[string][]order.Item, error) {
 	out := make(map[string][]order.Item, len(ids))
 	if len(ids) == 0 {
 		return out, nil
@@ -152,7 +155,7 @@ func loadItems(ctx context.Context, q querier, ids []string) (map[string][]order
 		args[i] = id
 	}
 	rows, err := q.QueryContext(ctx, `SELECT order_id, product_id, quantity, unit_price, total_price, reserved
-		FROM order_items WHERE order_id IN (`+placeholders(1, len(ids))+`) ORDER BY order_id, line_no`, args...)
+		FROM order_items WHERE order_id IN (`+s.placeholders(1, len(ids))+`) ORDER BY order_id, line_no`, args...)
 	if err != nil {
 		return nil, classify(fmt.Errorf("load order items: %w", err))
 	}
@@ -171,85 +174,4 @@ func loadItems(ctx context.Context, q querier, ids []string) (map[string][]order
 		return nil, classify(fmt.Errorf("load order items: %w", err))
 	}
 	return out, nil
-}
-
-// itemRowsPerInsert bounds one multi-row INSERT of items (7 parameters a
-// row) well below both databases' parameter limits.
-const itemRowsPerInsert = 500
-
-// createOrder inserts o and its items; an existing id is a conflict. It
-// normalises o's times to what is stored.
-func (s *Store) createOrder(ctx context.Context, q querier, o *order.Order) error {
-	if o.ID == "" || o.Currency.Code == "" {
-		return fmt.Errorf("create order: id and currency are required (id %q, currency %q)", o.ID, o.Currency.Code)
-	}
-	o.CreatedAt, o.UpdatedAt = storedTime(o.CreatedAt), storedTime(o.UpdatedAt)
-	res, err := q.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`)
-		VALUES (`+placeholders(1, 16)+`) ON CONFLICT (id) DO NOTHING`,
-		o.ID, o.CustomerID, o.CustomerName, string(o.Status), o.Currency.Code, o.TotalAmount,
-		o.ShippingRegion, string(o.ShippingMethod), nullable(o.ShippingCost), nullable(o.Discount),
-		nullable(o.FinalTotal), nullable(o.RefundAmount), o.CancellationReason, o.TrackingNumber,
-		s.timeArg(o.CreatedAt), s.timeArg(o.UpdatedAt))
-	if err != nil {
-		return classify(fmt.Errorf("create order %s: %w", o.ID, err))
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return classify(fmt.Errorf("create order %s: %w", o.ID, err))
-	} else if n == 0 {
-		return order.Reject(order.ReasonConflict, "order "+o.ID+" already exists")
-	}
-	for start := 0; start < len(o.Items); start += itemRowsPerInsert {
-		end := min(start+itemRowsPerInsert, len(o.Items))
-		var values strings.Builder
-		args := make([]any, 0, 7*(end-start))
-		for i := start; i < end; i++ {
-			if i > start {
-				values.WriteString(", ")
-			}
-			values.WriteString("(" + placeholders(len(args)+1, 7) + ")")
-			it := o.Items[i]
-			args = append(args, o.ID, i+1, it.ProductID, it.Quantity, it.UnitPrice, it.TotalPrice, it.Reserved)
-		}
-		if _, err := q.ExecContext(ctx, `INSERT INTO order_items
-			(order_id, line_no, product_id, quantity, unit_price, total_price, reserved)
-			VALUES `+values.String(), args...); err != nil {
-			return classify(fmt.Errorf("create order %s: items: %w", o.ID, err))
-		}
-	}
-	return nil
-}
-
-// updateOrder saves o's status, computed fields and the reserved flag of
-// each item. It normalises o.UpdatedAt to what is stored.
-func (s *Store) updateOrder(ctx context.Context, q querier, o *order.Order) error {
-	o.UpdatedAt = storedTime(o.UpdatedAt)
-	res, err := q.ExecContext(ctx, `UPDATE orders SET status = $2, shipping_cost = $3, discount = $4,
-		final_total = $5, refund_amount = $6, cancellation_reason = $7, tracking_number = $8, updated_at = $9
-		WHERE id = $1`,
-		o.ID, string(o.Status), nullable(o.ShippingCost), nullable(o.Discount), nullable(o.FinalTotal),
-		nullable(o.RefundAmount), o.CancellationReason, o.TrackingNumber, s.timeArg(o.UpdatedAt))
-	if err != nil {
-		return classify(fmt.Errorf("update order %s: %w", o.ID, err))
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return classify(fmt.Errorf("update order %s: %w", o.ID, err))
-	} else if n == 0 {
-		return order.NotFound("order " + o.ID)
-	}
-	// Only rows whose flag changes are written.
-	args := []any{o.ID}
-	for i, it := range o.Items {
-		if it.Reserved {
-			args = append(args, i+1)
-		}
-	}
-	query := `UPDATE order_items SET reserved = FALSE WHERE order_id = $1 AND reserved`
-	if len(args) > 1 {
-		in := `(line_no IN (` + placeholders(2, len(args)-1) + `))`
-		query = `UPDATE order_items SET reserved = ` + in + ` WHERE order_id = $1 AND reserved <> ` + in
-	}
-	if _, err := q.ExecContext(ctx, query, args...); err != nil {
-		return classify(fmt.Errorf("update order %s: items: %w", o.ID, err))
-	}
-	return nil
 }

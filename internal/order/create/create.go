@@ -55,6 +55,19 @@ type Input struct {
 	CreatedAtGiven bool
 }
 
+// OrderID is the id of the order to create.
+func (in Input) OrderID() string { return in.Order.ID }
+
+// ProductIDs lists the products of the order's items, for a batch to
+// preload their stock (order.Keys).
+func (in Input) ProductIDs() []string {
+	ids := make([]string, len(in.Order.Items))
+	for i, it := range in.Order.Items {
+		ids[i] = it.ProductID
+	}
+	return ids
+}
+
 // invalid builds the permanent error for data that breaks a §2 check.
 func invalid(format string, args ...any) error {
 	return order.Reject(order.ReasonInvalid, fmt.Sprintf(format, args...))

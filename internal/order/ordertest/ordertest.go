@@ -158,6 +158,9 @@ func (t *tx) MarkRefused(_ context.Context, eventID, _ string, r order.Refusal) 
 	return true, nil
 }
 
+// Preload has nothing to do: everything is in memory.
+func (t *tx) Preload(context.Context, order.Keys) error { return nil }
+
 func (t *tx) Savepoint(_ context.Context, fn func() error) error {
 	orders := make(map[string]*order.Order, len(t.orders))
 	for k, v := range t.orders {

@@ -1,0 +1,559 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/orderd/orderd/internal/order"
+)
+
+// tx is one transaction as the use cases see it (order.Tx), run as a unit of
+// work: each row is read from the database at most once and kept, and writes
+// change only what is kept. flush writes what changed when the use cases are
+// done — each table in one multi-row statement (or a few, for a large batch)
+// instead of a statement per call. A batch of events thus costs a handful of
+// statements, and Savepoint is an undo journal in memory rather than a round
+// trip to the database.
+//
+// Reads that the changes would affect always come from what is kept, so the
+// use cases see their own writes. On PostgreSQL every order and stock row is
+// read FOR UPDATE: what flush writes back was computed under the row's lock.
+// Statements go through q: the transaction itself, or on SQLite its
+// statement cache.
+type tx struct {
+	s *Store
+	q querier
+
+	orders map[string]orderRow
+	stock  map[string]stockRow
+	inbox  map[string]inboxRow
+
+	// journal holds the rows as they were before each change made inside a
+	// savepoint, newest last; depth is how many savepoints are open.
+	journal []change
+	depth   int
+}
+
+// orderRow is one order as the transaction knows it.
+type orderRow struct {
+	cur   *order.Order // nil: there is no such order
+	base  *order.Order // as read from the database; nil when created here
+	dirty bool         // cur is to be written
+}
+
+// stockRow is one product's stock as the transaction knows it.
+type stockRow struct {
+	st     order.Stock
+	exists bool
+	dirty  bool
+}
+
+// inboxRow is one event id's inbox entry as the transaction knows it.
+type inboxRow struct {
+	entry  order.InboxEntry
+	exists bool
+	added  bool   // recorded by this transaction: to be inserted
+	name   string // event name, when added
+}
+
+// change is a journal entry: the row of key as it was (had false: not kept).
+type change struct {
+	table byte // 'o' orders, 's' stock, 'e' inbox
+	key   string
+	had   bool
+	order orderRow
+	stock stockRow
+	inbox inboxRow
+}
+
+func newTx(s *Store, q querier) *tx {
+	return &tx{s: s, q: q,
+		orders: make(map[string]orderRow), stock: make(map[string]stockRow), inbox: make(map[string]inboxRow)}
+}
+
+var _ order.Tx = (*tx)(nil)
+var _ order.Transactor = (*Store)(nil)
+
+// Savepoint runs fn; when fn fails, every change it made is undone from the
+// journal, and fn's error returned.
+func (t *tx) Savepoint(_ context.Context, fn func() error) error {
+	mark := len(t.journal)
+	t.depth++
+	err := fn()
+	t.depth--
+	if err != nil {
+		t.undo(mark)
+		return err
+	}
+	if t.depth == 0 {
+		t.journal = t.journal[:0] // kept for good: only a rollback undoes it now
+	}
+	return nil
+}
+
+func (t *tx) undo(mark int) {
+	for i := len(t.journal) - 1; i >= mark; i-- {
+		c := &t.journal[i]
+		switch c.table {
+		case 'o':
+			restore(t.orders, c.key, c.order, c.had)
+		case 's':
+			restore(t.stock, c.key, c.stock, c.had)
+		case 'e':
+			restore(t.inbox, c.key, c.inbox, c.had)
+		}
+	}
+	clear(t.journal[mark:])
+	t.journal = t.journal[:mark]
+}
+
+func restore[R any](m map[string]R, key string, r R, had bool) {
+	if had {
+		m[key] = r
+	} else {
+		delete(m, key)
+	}
+}
+
+func (t *tx) setOrder(id string, r orderRow) {
+	if t.depth > 0 {
+		prev, had := t.orders[id]
+		t.journal = append(t.journal, change{table: 'o', key: id, had: had, order: prev})
+	}
+	t.orders[id] = r
+}
+
+func (t *tx) setStock(id string, r stockRow) {
+	if t.depth > 0 {
+		prev, had := t.stock[id]
+		t.journal = append(t.journal, change{table: 's', key: id, had: had, stock: prev})
+	}
+	t.stock[id] = r
+}
+
+func (t *tx) setInbox(id string, r inboxRow) {
+	if t.depth > 0 {
+		prev, had := t.inbox[id]
+		t.journal = append(t.journal, change{table: 'e', key: id, had: had, inbox: prev})
+	}
+	t.inbox[id] = r
+}
+
+// checkText refuses text PostgreSQL cannot store (a NUL, invalid UTF-8) as
+// invalid data before it reaches a statement: on PostgreSQL a failed
+// statement would abort the whole transaction, and with it every other event
+// of the batch. SQLite stores such text as it is.
+func (t *tx) checkText(fields ...string) error {
+	if t.s.dialect != DialectPostgres {
+		return nil
+	}
+	for _, f := range fields {
+		if !storableText(f) {
+			return order.Reject(order.ReasonInvalid, fmt.Sprintf("text the database cannot store: %q", truncateText(f)))
+		}
+	}
+	return nil
+}
+
+func storableText(s string) bool { return utf8.ValidString(s) && !strings.Contains(s, "\x00") }
+
+func truncateText(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
+
+// Preload reads the inbox entries of k.EventIDs, the orders of k.OrderIDs
+// with their items, and the stock of k.ProductIDs and of those items'
+// products — what is not kept yet, one query per table. On PostgreSQL the
+// orders are locked first, then the stock rows, each in id order.
+func (t *tx) Preload(ctx context.Context, k order.Keys) error {
+	if err := t.loadInbox(ctx, k.EventIDs); err != nil {
+		return err
+	}
+	if err := t.loadOrders(ctx, k.OrderIDs); err != nil {
+		return err
+	}
+	products := slices.Clone(k.ProductIDs)
+	for _, id := range k.OrderIDs {
+		if r := t.orders[id]; r.cur != nil {
+			for _, it := range r.cur.Items {
+				products = append(products, it.ProductID)
+			}
+		}
+	}
+	return t.loadStock(ctx, products)
+}
+
+// missing returns the ids, sorted and without repeats, that m does not hold,
+// leaving out those the database cannot hold at all (see checkText: the call
+// that uses such an id reports it).
+func missing[R any](t *tx, m map[string]R, ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if _, ok := m[id]; ok || t.checkText(id) != nil {
+			continue
+		}
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// idChunk bounds the ids of one IN (…) list.
+const idChunk = 1000
+
+// inChunks calls fn for the ids in chunks of at most idChunk, with the
+// chunk's placeholder list and arguments.
+func (t *tx) inChunks(ids []string, fn func(list string, args []any) error) error {
+	for start := 0; start < len(ids); start += idChunk {
+		chunk := ids[start:min(start+idChunk, len(ids))]
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		if err := fn(t.s.placeholders(1, len(chunk)), args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forUpdate is the locking clause of a read of rows that may be changed.
+func (t *tx) forUpdate() string {
+	if t.s.dialect == DialectPostgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (t *tx) loadInbox(ctx context.Context, ids []string) error {
+	ids = missing(t, t.inbox, ids)
+	err := t.inChunks(ids, func(list string, args []any) error {
+		rows, err := t.q.QueryContext(ctx, `SELECT event_id, outcome, reason, detail FROM processed_events
+			WHERE event_id IN (`+list+`)`, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id, outcome, reason, detail string
+			if err := rows.Scan(&id, &outcome, &reason, &detail); err != nil {
+				return err
+			}
+			r := inboxRow{exists: true}
+			if outcome == outcomeRefused {
+				r.entry = order.InboxEntry{Refused: true, Refusal: order.Refusal{Reason: reason, Detail: detail}}
+			}
+			t.inbox[id] = r
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return classify(fmt.Errorf("read inbox: %w", err))
+	}
+	for _, id := range ids {
+		if _, ok := t.inbox[id]; !ok {
+			t.inbox[id] = inboxRow{}
+		}
+	}
+	return nil
+}
+
+func (t *tx) loadOrders(ctx context.Context, ids []string) error {
+	ids = missing(t, t.orders, ids)
+	var found []string
+	err := t.inChunks(ids, func(list string, args []any) error {
+		rows, err := t.q.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders
+			WHERE id IN (`+list+`) ORDER BY id`+t.forUpdate(), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			o, err := scanOrder(rows)
+			if err != nil {
+				return err
+			}
+			t.orders[o.ID] = orderRow{cur: o, base: o}
+			found = append(found, o.ID)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return classify(fmt.Errorf("load orders: %w", err))
+	}
+	for start := 0; start < len(found); start += idChunk {
+		chunk := found[start:min(start+idChunk, len(found))]
+		items, err := t.s.loadItems(ctx, t.q, chunk)
+		if err != nil {
+			return err
+		}
+		for _, id := range chunk {
+			t.orders[id].cur.Items = items[id] // cur and base are one value until changed
+		}
+	}
+	for _, id := range ids {
+		if _, ok := t.orders[id]; !ok {
+			t.orders[id] = orderRow{}
+		}
+	}
+	return nil
+}
+
+func (t *tx) loadStock(ctx context.Context, ids []string) error {
+	ids = missing(t, t.stock, ids)
+	err := t.inChunks(ids, func(list string, args []any) error {
+		rows, err := t.q.QueryContext(ctx, `SELECT product_id, available, reserved FROM stock
+			WHERE product_id IN (`+list+`) ORDER BY product_id`+t.forUpdate(), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var st order.Stock
+			if err := rows.Scan(&st.ProductID, &st.Available, &st.Reserved); err != nil {
+				return err
+			}
+			t.stock[st.ProductID] = stockRow{st: st, exists: true}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return classify(fmt.Errorf("load stock: %w", err))
+	}
+	for _, id := range ids {
+		if _, ok := t.stock[id]; !ok {
+			t.stock[id] = stockRow{}
+		}
+	}
+	return nil
+}
+
+// orderRow returns what the transaction knows of order id, reading it first
+// if need be.
+func (t *tx) orderRow(ctx context.Context, id string) (orderRow, error) {
+	if r, ok := t.orders[id]; ok {
+		return r, nil
+	}
+	if err := t.checkText(id); err != nil {
+		return orderRow{}, err
+	}
+	if err := t.loadOrders(ctx, []string{id}); err != nil {
+		return orderRow{}, err
+	}
+	return t.orders[id], nil
+}
+
+func (t *tx) stockRow(ctx context.Context, productID string) (stockRow, error) {
+	if r, ok := t.stock[productID]; ok {
+		return r, nil
+	}
+	if err := t.checkText(productID); err != nil {
+		return stockRow{}, err
+	}
+	if err := t.loadStock(ctx, []string{productID}); err != nil {
+		return stockRow{}, err
+	}
+	return t.stock[productID], nil
+}
+
+func (t *tx) inboxRow(ctx context.Context, eventID string) (inboxRow, error) {
+	if r, ok := t.inbox[eventID]; ok {
+		return r, nil
+	}
+	if err := t.checkText(eventID); err != nil {
+		return inboxRow{}, err
+	}
+	if err := t.loadInbox(ctx, []string{eventID}); err != nil {
+		return inboxRow{}, err
+	}
+	return t.inbox[eventID], nil
+}
+
+// Order returns a copy of an order with its items; on PostgreSQL its row is
+// locked until the transaction ends.
+func (t *tx) Order(ctx context.Context, id string) (*order.Order, error) {
+	r, err := t.orderRow(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if r.cur == nil {
+		return nil, order.NotFound("order " + id)
+	}
+	return r.cur.Clone(), nil
+}
+
+// CreateOrder records a new order with its items; an existing id is a
+// conflict. It normalises o's times to what is stored.
+func (t *tx) CreateOrder(ctx context.Context, o *order.Order) error {
+	if o.ID == "" || o.Currency.Code == "" {
+		return fmt.Errorf("create order: id and currency are required (id %q, currency %q)", o.ID, o.Currency.Code)
+	}
+	if err := t.checkText(o.ID, o.CustomerID, o.CustomerName, o.ShippingRegion, o.CancellationReason, o.TrackingNumber); err != nil {
+		return err
+	}
+	for _, it := range o.Items {
+		if err := t.checkText(it.ProductID); err != nil {
+			return err
+		}
+	}
+	r, err := t.orderRow(ctx, o.ID)
+	if err != nil {
+		return err
+	}
+	if r.cur != nil {
+		return order.Reject(order.ReasonConflict, "order "+o.ID+" already exists")
+	}
+	o.CreatedAt, o.UpdatedAt = storedTime(o.CreatedAt), storedTime(o.UpdatedAt)
+	t.setOrder(o.ID, orderRow{cur: o.Clone(), dirty: true})
+	return nil
+}
+
+// UpdateOrder records an order's new status, computed fields and reserved
+// flags (the rest of an order never changes). It normalises o.UpdatedAt to
+// what is stored.
+func (t *tx) UpdateOrder(ctx context.Context, o *order.Order) error {
+	if err := t.checkText(o.CancellationReason, o.TrackingNumber); err != nil {
+		return err
+	}
+	r, err := t.orderRow(ctx, o.ID)
+	if err != nil {
+		return err
+	}
+	if r.cur == nil {
+		return order.NotFound("order " + o.ID)
+	}
+	o.UpdatedAt = storedTime(o.UpdatedAt)
+	n := r.cur.Clone()
+	n.Status, n.CancellationReason, n.TrackingNumber, n.UpdatedAt = o.Status, o.CancellationReason, o.TrackingNumber, o.UpdatedAt
+	c := o.Clone()
+	n.ShippingCost, n.Discount, n.FinalTotal, n.RefundAmount = c.ShippingCost, c.Discount, c.FinalTotal, c.RefundAmount
+	for i := range n.Items {
+		n.Items[i].Reserved = i < len(o.Items) && o.Items[i].Reserved
+	}
+	t.setOrder(o.ID, orderRow{cur: n, base: r.base, dirty: true})
+	return nil
+}
+
+// Stocks returns the stock records of several products; products without
+// one are absent from the map.
+func (t *tx) Stocks(ctx context.Context, productIDs []string) (map[string]order.Stock, error) {
+	if err := t.loadStock(ctx, productIDs); err != nil {
+		return nil, err
+	}
+	out := make(map[string]order.Stock, len(productIDs))
+	for _, id := range productIDs {
+		if r := t.stock[id]; r.exists {
+			out[id] = r.st
+		}
+	}
+	return out, nil
+}
+
+// Reserve moves qty from available to reserved, or reports false and changes
+// nothing when fewer than qty are available (or the product has no stock
+// record).
+func (t *tx) Reserve(ctx context.Context, productID string, qty int64) (bool, error) {
+	if qty <= 0 {
+		return false, fmt.Errorf("reserve %d of product %s: quantity must be positive", qty, productID)
+	}
+	r, err := t.stockRow(ctx, productID)
+	if err != nil {
+		return false, err
+	}
+	if !r.exists || r.st.Available < qty {
+		return false, nil
+	}
+	r.st.Available -= qty
+	r.st.Reserved += qty
+	r.dirty = true
+	t.setStock(productID, r)
+	return true, nil
+}
+
+// Release moves qty from reserved back to available. Releasing more than is
+// reserved, or for a product without stock, is a bug and fails.
+func (t *tx) Release(ctx context.Context, productID string, qty int64) error {
+	if qty <= 0 {
+		return fmt.Errorf("release %d of product %s: quantity must be positive", qty, productID)
+	}
+	r, err := t.stockRow(ctx, productID)
+	if err != nil {
+		return err
+	}
+	if !r.exists || r.st.Reserved < qty {
+		return fmt.Errorf("release %d of product %s: no stock record with that many reserved", qty, productID)
+	}
+	r.st.Available += qty
+	r.st.Reserved -= qty
+	r.dirty = true
+	t.setStock(productID, r)
+	return nil
+}
+
+// The inbox's outcome column.
+const (
+	outcomeApplied = "applied"
+	outcomeRefused = "refused"
+)
+
+// MarkProcessed records eventID in the inbox as applied, reporting false when
+// it was already there.
+func (t *tx) MarkProcessed(ctx context.Context, eventID, eventName string) (bool, error) {
+	return t.mark(ctx, eventID, eventName, order.InboxEntry{})
+}
+
+// MarkRefused records eventID in the inbox as refused, reporting false when it
+// was already there.
+func (t *tx) MarkRefused(ctx context.Context, eventID, eventName string, r order.Refusal) (bool, error) {
+	return t.mark(ctx, eventID, eventName, order.InboxEntry{Refused: true,
+		Refusal: order.Refusal{Reason: storable(r.Reason), Detail: storable(r.Detail)}})
+}
+
+func (t *tx) mark(ctx context.Context, eventID, eventName string, e order.InboxEntry) (bool, error) {
+	if err := t.checkText(eventID, eventName); err != nil {
+		return false, err
+	}
+	r, err := t.inboxRow(ctx, eventID)
+	if err != nil {
+		return false, err
+	}
+	if r.exists {
+		return false, nil
+	}
+	t.setInbox(eventID, inboxRow{entry: e, exists: true, added: true, name: eventName})
+	return true, nil
+}
+
+// Inbox returns the inbox entry of eventID.
+func (t *tx) Inbox(ctx context.Context, eventID string) (order.InboxEntry, bool, error) {
+	r, err := t.inboxRow(ctx, eventID)
+	if err != nil {
+		return order.InboxEntry{}, false, err
+	}
+	return r.entry, r.exists, nil
+}
+
+// storable makes a message safe for a TEXT column on both databases: valid
+// UTF-8 without NUL (PostgreSQL refuses both), at most 1,000 bytes.
+func storable(s string) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
+	if len(s) > 1000 {
+		s = strings.ToValidUTF8(s[:1000], "")
+	}
+	return s
+}
+
+// nullable is a computed amount as a column value.
+func nullable(p *int64) sql.Null[int64] {
+	if p == nil {
+		return sql.Null[int64]{}
+	}
+	return sql.Null[int64]{V: *p, Valid: true}
+}
