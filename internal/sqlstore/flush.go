@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 
 	"github.com/orderd/orderd/internal/fault"
 )
-
-// maxParams bounds the parameters of one statement, below SQLite's limit
-// (32,766) and PostgreSQL's (65,535).
-const maxParams = 30_000
 
 // The columns of the rows flush writes, with their types where PostgreSQL
 // needs them spelled out: in a VALUES list that is not an INSERT's, it
@@ -172,26 +169,32 @@ func (t *tx) flushStock(ctx context.Context, now any) error {
 	return nil
 }
 
+// maxRows bounds the rows of one statement of execRows.
+const maxRows = 256
+
 // execRows runs head + a VALUES list + tail for args, which are rows of
-// len(types) values each, in as many statements as maxParams requires, and
-// returns how many rows the statements changed. types are the columns' types
-// for PostgreSQL (see orderUpdate); "" leaves a parameter as it is.
+// len(types) values each, and returns how many rows the statements changed.
+// The rows go maxRows to a statement, the rest in statements of a power of
+// two each (250 rows: 128, 64, 32, 16, 8, 2), so that a handful of statement
+// shapes serve every batch and stay prepared (see stmtCache). types are the
+// columns' types for PostgreSQL (see orderUpdate); "" leaves a parameter as
+// it is.
 func (t *tx) execRows(ctx context.Context, head string, types []string, tail string, args []any) (int, error) {
 	cols := len(types)
 	rows := len(args) / cols
-	per := maxParams / cols
 	changed := 0
-	for start := 0; start < rows; start += per {
-		end := min(rows, start+per)
-		res, err := t.q.ExecContext(ctx, head+t.valuesList(types, end-start)+tail, args[start*cols:end*cols]...)
+	for start := 0; start < rows; {
+		n := min(maxRows, 1<<(bits.Len(uint(rows-start))-1)) // the largest power of two that fits
+		res, err := t.q.ExecContext(ctx, head+t.valuesList(types, n)+tail, args[start*cols:(start+n)*cols]...)
 		if err != nil {
 			return changed, err
 		}
-		n, err := res.RowsAffected()
+		affected, err := res.RowsAffected()
 		if err != nil {
 			return changed, err
 		}
-		changed += int(n)
+		changed += int(affected)
+		start += n
 	}
 	return changed, nil
 }

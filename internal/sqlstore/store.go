@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,6 +57,10 @@ type Store struct {
 	db, rdb *sql.DB
 	log     *slog.Logger
 	now     func() time.Time
+
+	// shared holds statements prepared on db (SQLite), see stmtCache.
+	sharedMu sync.Mutex
+	shared   map[string]*sql.Stmt
 }
 
 // Open prepares a Store for url: sqlite://PATH (sqlite://orders.db,
@@ -73,7 +78,7 @@ func open(ctx context.Context, url string, logger *slog.Logger, busyTimeout time
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{log: logger, now: time.Now}
+	s := &Store{log: logger, now: time.Now, shared: make(map[string]*sql.Stmt)}
 	var err error
 	switch {
 	case strings.HasPrefix(url, "sqlite://"):
@@ -183,6 +188,12 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the store's connections. It is safe to call more than once.
 func (s *Store) Close() error {
+	s.sharedMu.Lock()
+	for q, st := range s.shared {
+		_ = st.Close()
+		delete(s.shared, q)
+	}
+	s.sharedMu.Unlock()
 	err := s.db.Close()
 	if s.rdb != s.db {
 		err = errors.Join(err, s.rdb.Close())

@@ -42,8 +42,10 @@ func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 		}
 	}()
 	t := newTx(s, sqlTx)
+	var cache *stmtCache
 	if s.dialect == DialectSQLite {
-		t.q = &stmtCache{tx: sqlTx, stmts: make(map[string]*sql.Stmt)}
+		cache = &stmtCache{s: s, tx: sqlTx, stmts: make(map[string]*sql.Stmt)}
+		t.q = cache
 	}
 	err = fn(t)
 	if err == nil {
@@ -54,40 +56,85 @@ func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
 			s.log.WarnContext(ctx, "rollback failed", "error", rbErr, "cause", err)
 		}
-		return err
+	} else if err = sqlTx.Commit(); err != nil {
+		err = classify(fmt.Errorf("commit transaction: %w", err))
 	}
-	if err := sqlTx.Commit(); err != nil {
-		return classify(fmt.Errorf("commit transaction: %w", err))
+	if cache != nil {
+		cache.share(ctx) // the write connection is free again
 	}
-	return nil
+	return err
 }
 
 // stmtCache prepares each distinct statement once per transaction and reuses
 // it. The SQLite driver compiles every statement it is not handed prepared,
-// and a batch of events runs the same few statements hundreds of times in
-// one transaction. (pgx caches prepared statements by itself.) The
-// statements close with the transaction.
+// and compiling the multi-row statements of a batch cost as much as running
+// them. A statement the transaction had to compile is also prepared on the
+// store once the transaction is over (share), for every later transaction to
+// reuse: statement shapes are few (see execRows and inChunks). (pgx caches
+// prepared statements by itself.) The transaction's own statements close
+// with it.
 //
 // Statements run without the caller's cancellation: the SQLite driver starts
 // a goroutine per statement to watch a cancellable context (15% of the CPU of
 // a batch), and a statement here is bounded anyway — by busy_timeout while it
 // waits for the file, by its own work otherwise.
 type stmtCache struct {
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
+	s      *Store
+	tx     *sql.Tx
+	stmts  map[string]*sql.Stmt
+	wanted []string // compiled here, to be shared
 }
+
+// maxShared bounds the statements a store keeps prepared; the shapes the
+// store uses come to far fewer.
+const maxShared = 256
 
 func (c *stmtCache) prepare(ctx context.Context, query string) (*sql.Stmt, error) {
 	ctx = context.WithoutCancel(ctx)
 	if st, ok := c.stmts[query]; ok {
 		return st, nil
 	}
-	st, err := c.tx.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
+	var st *sql.Stmt
+	c.s.sharedMu.Lock()
+	shared := c.s.shared[query]
+	c.s.sharedMu.Unlock()
+	if shared != nil {
+		st = c.tx.StmtContext(ctx, shared) // reuses it on this connection
+	} else {
+		var err error
+		if st, err = c.tx.PrepareContext(ctx, query); err != nil {
+			return nil, err
+		}
+		c.wanted = append(c.wanted, query)
 	}
 	c.stmts[query] = st
 	return st, nil
+}
+
+// share prepares on the store the statements this transaction compiled for
+// itself. It runs when the transaction is over, since the store's one
+// write connection is the transaction's until then.
+func (c *stmtCache) share(ctx context.Context) {
+	for _, q := range c.wanted {
+		c.s.sharedMu.Lock()
+		_, done := c.s.shared[q]
+		full := len(c.s.shared) >= maxShared
+		c.s.sharedMu.Unlock()
+		if done || full {
+			continue
+		}
+		st, err := c.s.db.PrepareContext(context.WithoutCancel(ctx), q)
+		if err != nil {
+			return // the next transaction compiles it again
+		}
+		c.s.sharedMu.Lock()
+		if _, done := c.s.shared[q]; done {
+			_ = st.Close()
+		} else {
+			c.s.shared[q] = st
+		}
+		c.s.sharedMu.Unlock()
+	}
 }
 
 func (c *stmtCache) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {

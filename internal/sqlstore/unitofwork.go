@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -206,18 +207,20 @@ func missing[R any](t *tx, m map[string]R, ids []string) []string {
 }
 
 // idChunk bounds the ids of one IN (…) list.
-const idChunk = 1000
+const idChunk = 1024
 
 // inChunks calls fn for the ids in chunks of at most idChunk, with the
-// chunk's placeholder list and arguments.
+// chunk's placeholder list and arguments. A chunk's list is padded to a power
+// of two by repeating its last id, so that a few statement shapes serve every
+// batch (see stmtCache).
 func (t *tx) inChunks(ids []string, fn func(list string, args []any) error) error {
 	for start := 0; start < len(ids); start += idChunk {
 		chunk := ids[start:min(start+idChunk, len(ids))]
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
+		args := make([]any, 1<<bits.Len(uint(len(chunk)-1)))
+		for i := range args {
+			args[i] = chunk[min(i, len(chunk)-1)]
 		}
-		if err := fn(t.s.placeholders(1, len(chunk)), args); err != nil {
+		if err := fn(t.s.placeholders(1, len(args)), args); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,273 @@
+package sqlstore_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/orderd/orderd/internal/fault"
+	"github.com/orderd/orderd/internal/order"
+	"github.com/orderd/orderd/internal/sqlstore"
+	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
+)
+
+// TestSavepointUndoesOnlyItsOwnWork: a failed savepoint takes back exactly
+// what it did — an order created, another updated, stock reserved and
+// released, inbox entries — while what came before it, and a later savepoint
+// that succeeds, are committed. Nested savepoints undo separately.
+func TestSavepointUndoesOnlyItsOwnWork(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := testContext(t)
+		for _, p := range []string{"p1", "p2"} {
+			if _, err := s.SetStock(ctx, p, 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		create(t, s, newOrder(t, "old"))
+		refused := order.Reject(order.ReasonOutOfStock, "refused")
+		err := s.InTx(ctx, func(tx order.Tx) error {
+			if err := tx.CreateOrder(ctx, newOrder(t, "kept")); err != nil {
+				return err
+			}
+			if ok, err := tx.Reserve(ctx, "p1", 3); err != nil || !ok {
+				return fmt.Errorf("reserve before: %v, %v", ok, err)
+			}
+			err := tx.Savepoint(ctx, func() error {
+				if _, err := tx.MarkProcessed(ctx, "e-undone", "OrderCreated"); err != nil {
+					return err
+				}
+				if err := tx.CreateOrder(ctx, newOrder(t, "undone")); err != nil {
+					return err
+				}
+				o, err := tx.Order(ctx, "old")
+				if err != nil {
+					return err
+				}
+				o.Status, o.Items[0].Reserved = order.StatusProcessing, true
+				if err := tx.UpdateOrder(ctx, o); err != nil {
+					return err
+				}
+				if ok, err := tx.Reserve(ctx, "p1", 7); err != nil || !ok {
+					return fmt.Errorf("reserve inside: %v, %v", ok, err)
+				}
+				if err := tx.Release(ctx, "p1", 2); err != nil {
+					return err
+				}
+				// Inside, the transaction sees its own writes.
+				if st, err := tx.Stocks(ctx, []string{"p1"}); err != nil || st["p1"].Available != 2 || st["p1"].Reserved != 8 {
+					return fmt.Errorf("stock inside = %+v, %v; want 2 available, 8 reserved", st["p1"], err)
+				}
+				inner := tx.Savepoint(ctx, func() error {
+					if _, err := tx.Reserve(ctx, "p2", 1); err != nil {
+						return err
+					}
+					return refused
+				})
+				if !errors.Is(inner, refused) {
+					return fmt.Errorf("inner savepoint: %v", inner)
+				}
+				if st, _ := tx.Stocks(ctx, []string{"p2"}); st["p2"].Reserved != 0 {
+					return fmt.Errorf("inner savepoint not undone: p2 %+v", st["p2"])
+				}
+				return refused
+			})
+			if !errors.Is(err, refused) {
+				return fmt.Errorf("savepoint returned %v, want the refusal", err)
+			}
+			if _, err := tx.Order(ctx, "undone"); order.ReasonOf(err) != order.ReasonNotFound {
+				return fmt.Errorf("undone order after the savepoint: %v, want not found", err)
+			}
+			if first, err := tx.MarkProcessed(ctx, "e-undone", "OrderCreated"); err != nil || !first {
+				return fmt.Errorf("inbox entry not undone: first %v, %v", first, err)
+			}
+			return tx.Savepoint(ctx, func() error {
+				_, err := tx.Reserve(ctx, "p2", 4)
+				return err
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			product             string
+			available, reserved int64
+		}{{"p1", 7, 3}, {"p2", 6, 4}} {
+			st, err := s.GetStock(ctx, c.product)
+			if err != nil || st.Available != c.available || st.Reserved != c.reserved {
+				t.Errorf("stock of %s = %+v, %v; want %d available, %d reserved", c.product, st, err, c.available, c.reserved)
+			}
+		}
+		if _, err := s.GetOrder(ctx, "undone"); order.ReasonOf(err) != order.ReasonNotFound {
+			t.Errorf("order created in the failed savepoint: %v, want not found", err)
+		}
+		old, err := s.GetOrder(ctx, "old")
+		if err != nil || old.Status != order.StatusNew || old.Items[0].Reserved {
+			t.Errorf("order updated in the failed savepoint = %+v, %v; want it unchanged", old, err)
+		}
+		if _, err := s.GetOrder(ctx, "kept"); err != nil {
+			t.Errorf("order created before the savepoint: %v", err)
+		}
+		if seen, err := s.ProcessedEvent(ctx, "e-undone"); err != nil || !seen {
+			t.Errorf("inbox entry marked after the savepoint: %v, %v", seen, err)
+		}
+	})
+}
+
+// TestLargeBatch writes and reads back more rows than one statement or one
+// IN list takes (execRows and Preload split them), and updates them all in
+// a second transaction.
+func TestLargeBatch(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := testContext(t)
+		const n = 2100 // orders: more than 30,000/16 per INSERT, 1,000 per IN list
+		var ids, events []string
+		var want []*order.Order
+		for i := range n {
+			o := newOrder(t, fmt.Sprintf("bulk-%04d", i))
+			o.Items = append(o.Items, order.Item{ProductID: fmt.Sprintf("q%04d", i), Quantity: 1, UnitPrice: 1, TotalPrice: 1})
+			o.TotalAmount++
+			ids, events, want = append(ids, o.ID), append(events, "ev-"+o.ID), append(want, o)
+		}
+		create(t, s, want...)
+		for _, p := range []string{"p1", "p2"} {
+			if _, err := s.SetStock(ctx, p, 10*n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := s.InTx(ctx, func(tx order.Tx) error {
+			if err := tx.Preload(ctx, order.Keys{EventIDs: events, OrderIDs: ids, ProductIDs: []string{"p1", "p2"}}); err != nil {
+				return err
+			}
+			for i, id := range ids {
+				if first, err := tx.MarkProcessed(ctx, events[i], "OrderCancelled"); err != nil || !first {
+					return fmt.Errorf("mark %s: %v, %v", events[i], first, err)
+				}
+				o, err := tx.Order(ctx, id)
+				if err != nil {
+					return err
+				}
+				if diff := cmp.Diff(want[i], o); diff != "" {
+					return fmt.Errorf("order %s as preloaded (-want +got):\n%s", id, diff)
+				}
+				for _, j := range []int{0, 1} {
+					if ok, err := tx.Reserve(ctx, o.Items[j].ProductID, o.Items[j].Quantity); err != nil || !ok {
+						return fmt.Errorf("reserve for %s: %v, %v", id, ok, err)
+					}
+					o.Items[j].Reserved = true
+				}
+				o.Status = order.StatusProcessing
+				if err := tx.UpdateOrder(ctx, o); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range []int{0, n / 2, n - 1} {
+			o, err := s.GetOrder(ctx, ids[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Status != order.StatusProcessing || !o.Items[0].Reserved || !o.Items[1].Reserved || o.Items[2].Reserved {
+				t.Errorf("order %s after the update: status %s, reserved %v %v %v", o.ID, o.Status, o.Items[0].Reserved, o.Items[1].Reserved, o.Items[2].Reserved)
+			}
+		}
+		if st, err := s.GetStock(ctx, "p1"); err != nil || st.Reserved != 2*n || st.Available != 8*n {
+			t.Errorf("stock of p1 = %+v, %v; want %d reserved", st, err, 2*n)
+		}
+		if seen, err := s.ProcessedEvent(ctx, events[n-1]); err != nil || !seen {
+			t.Errorf("last inbox entry: %v, %v", seen, err)
+		}
+	})
+}
+
+// TestConcurrentInboxInsertIsTransient: on PostgreSQL two transactions can
+// both find an event id missing from the inbox (two deliveries of one event,
+// to an old and a new owner of its partition). The second to commit must
+// fail as transient — its writes undone, so the event is tried again and
+// then found — never commit a second application.
+func TestConcurrentInboxInsertIsTransient(t *testing.T) {
+	t.Parallel()
+	s := sqlstoretest.Open(t, sqlstore.DialectPostgres)
+	ctx := testContext(t)
+	if _, err := s.SetStock(ctx, "p1", 10); err != nil {
+		t.Fatal(err)
+	}
+	var bothLooked, firstDone sync.WaitGroup
+	bothLooked.Add(2)
+	firstDone.Add(1)
+	apply := func(orderID string, wait bool) error {
+		return s.InTx(ctx, func(tx order.Tx) error {
+			if err := tx.Preload(ctx, order.Keys{EventIDs: []string{"e1"}}); err != nil {
+				return err
+			}
+			bothLooked.Done()
+			bothLooked.Wait()
+			if wait {
+				firstDone.Wait()
+			}
+			if first, err := tx.MarkProcessed(ctx, "e1", "OrderCreated"); err != nil || !first {
+				return fmt.Errorf("mark: %v, %v (the inbox was read before the other committed)", first, err)
+			}
+			if _, err := tx.Reserve(ctx, "p1", 1); err != nil {
+				return err
+			}
+			return tx.CreateOrder(ctx, newOrder(t, orderID))
+		})
+	}
+	errs := make(chan error, 1)
+	go func() { errs <- apply("second", true) }()
+	if err := apply("first", false); err != nil {
+		t.Fatal(err)
+	}
+	firstDone.Done()
+	err := <-errs
+	if err == nil || fault.KindOf(err) != fault.Transient {
+		t.Fatalf("second transaction: %v (%v), want a transient error", err, fault.KindOf(err))
+	}
+	if _, err := s.GetOrder(ctx, "second"); order.ReasonOf(err) != order.ReasonNotFound {
+		t.Errorf("the failed transaction's order: %v, want not found", err)
+	}
+	if st, err := s.GetStock(ctx, "p1"); err != nil || st.Reserved != 1 {
+		t.Errorf("stock = %+v, %v; want 1 reserved (one application)", st, err)
+	}
+}
+
+// TestUnstorableTextLeavesTheTransactionUsable: on PostgreSQL a statement
+// that fails aborts its transaction, and with it a whole batch. Text
+// PostgreSQL cannot store is refused before any statement, so the other
+// events of the transaction still commit.
+func TestUnstorableTextLeavesTheTransactionUsable(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := testContext(t)
+		err := s.InTx(ctx, func(tx order.Tx) error {
+			if err := tx.Preload(ctx, order.Keys{EventIDs: []string{"e\x00"}, OrderIDs: []string{"o\xff"}, ProductIDs: []string{"p\x00"}}); err != nil {
+				return fmt.Errorf("preload: %v", err)
+			}
+			_, errOrder := tx.Order(ctx, "o\xff")
+			_, errMark := tx.MarkProcessed(ctx, "e\x00", "OrderCreated")
+			if s.Dialect() == sqlstore.DialectPostgres {
+				for name, err := range map[string]error{"Order": errOrder, "MarkProcessed": errMark} {
+					if order.ReasonOf(err) != order.ReasonInvalid {
+						return fmt.Errorf("%s: %v, want invalid", name, err)
+					}
+				}
+			}
+			return tx.CreateOrder(ctx, newOrder(t, "fine"))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetOrder(ctx, "fine"); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
