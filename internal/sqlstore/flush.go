@@ -2,25 +2,27 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"math/bits"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/orderd/orderd/internal/fault"
 )
 
-// The columns of the rows flush writes, with their types where PostgreSQL
-// needs them spelled out: in a VALUES list that is not an INSERT's, it
-// cannot tell a parameter's type from its column. "" is an INSERT column.
+// The types of the columns of the rows flush writes, as PostgreSQL names
+// them (see execRows).
 var (
-	inboxColumns = []string{"", "", "", "", "", ""}
-	orderRowCols = make([]string, 16)
-	itemColumns  = make([]string, 7)
-	orderUpdate  = []string{"TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TIMESTAMPTZ"}
-	itemUpdate   = []string{"TEXT", "INTEGER", "BOOLEAN"}
-	stockUpdate  = []string{"TEXT", "BIGINT", "BIGINT", "TIMESTAMPTZ"}
+	inboxTypes = []string{"TEXT", "TEXT", "TIMESTAMPTZ", "TEXT", "TEXT", "TEXT"}
+	orderTypes = []string{"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT",
+		"BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TIMESTAMPTZ", "TIMESTAMPTZ"}
+	itemTypes   = []string{"TEXT", "INTEGER", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BOOLEAN"}
+	orderUpdate = []string{"TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TIMESTAMPTZ"}
+	itemUpdate  = []string{"TEXT", "INTEGER", "BOOLEAN"}
+	stockUpdate = []string{"TEXT", "BIGINT", "BIGINT", "TIMESTAMPTZ"}
 )
 
 // flush writes what the transaction changed: new inbox entries, new orders
@@ -63,7 +65,7 @@ func (t *tx) flushInbox(ctx context.Context, now any) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	args := make([]any, 0, len(inboxColumns)*len(ids))
+	args := make([]any, 0, len(inboxTypes)*len(ids))
 	for _, id := range ids {
 		r := t.inbox[id]
 		outcome := outcomeApplied
@@ -72,8 +74,8 @@ func (t *tx) flushInbox(ctx context.Context, now any) error {
 		}
 		args = append(args, id, r.name, now, outcome, r.entry.Refusal.Reason, r.entry.Refusal.Detail)
 	}
-	n, err := t.execRows(ctx, `INSERT INTO processed_events (event_id, event_name, processed_at, outcome, reason, detail) VALUES `,
-		inboxColumns, ` ON CONFLICT (event_id) DO NOTHING`, args)
+	n, err := t.execRows(ctx, `INSERT INTO processed_events (event_id, event_name, processed_at, outcome, reason, detail) `,
+		inboxTypes, ` ON CONFLICT (event_id) DO NOTHING`, args)
 	if err != nil {
 		return classify(fmt.Errorf("record %d events in the inbox: %w", len(ids), err))
 	}
@@ -87,7 +89,7 @@ func (t *tx) flushOrders(ctx context.Context) error {
 	created := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base == nil })
 	updated := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base != nil })
 	if len(created) > 0 {
-		args := make([]any, 0, len(orderRowCols)*len(created))
+		args := make([]any, 0, len(orderTypes)*len(created))
 		var items []any
 		for _, id := range created {
 			o := t.orders[id].cur
@@ -99,15 +101,15 @@ func (t *tx) flushOrders(ctx context.Context) error {
 				items = append(items, o.ID, i+1, it.ProductID, it.Quantity, it.UnitPrice, it.TotalPrice, it.Reserved)
 			}
 		}
-		n, err := t.execRows(ctx, `INSERT INTO orders (`+orderColumns+`) VALUES `, orderRowCols, ` ON CONFLICT (id) DO NOTHING`, args)
+		n, err := t.execRows(ctx, `INSERT INTO orders (`+orderColumns+`) `, orderTypes, ` ON CONFLICT (id) DO NOTHING`, args)
 		if err != nil {
 			return classify(fmt.Errorf("create %d orders: %w", len(created), err))
 		}
 		if n != len(created) {
 			return fault.AsTransient(fmt.Errorf("create %d orders: %d already there: %w", len(created), len(created)-n, errConcurrent))
 		}
-		if _, err := t.execRows(ctx, `INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price, total_price, reserved) VALUES `,
-			itemColumns, ``, items); err != nil {
+		if _, err := t.execRows(ctx, `INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price, total_price, reserved) `,
+			itemTypes, ``, items); err != nil {
 			return classify(fmt.Errorf("create %d orders: items: %w", len(created), err))
 		}
 	}
@@ -128,7 +130,7 @@ func (t *tx) flushOrders(ctx context.Context) error {
 		}
 	}
 	n, err := t.execRows(ctx, `WITH v (id, status, shipping_cost, discount, final_total, refund_amount,
-		cancellation_reason, tracking_number, updated_at) AS (VALUES `, orderUpdate, `)
+		cancellation_reason, tracking_number, updated_at) AS (`, orderUpdate, `)
 		UPDATE orders SET status = v.status, shipping_cost = v.shipping_cost, discount = v.discount,
 		final_total = v.final_total, refund_amount = v.refund_amount, cancellation_reason = v.cancellation_reason,
 		tracking_number = v.tracking_number, updated_at = v.updated_at
@@ -139,7 +141,7 @@ func (t *tx) flushOrders(ctx context.Context) error {
 	if n != len(updated) {
 		return fmt.Errorf("update %d orders: %d rows changed: an order read in this transaction is gone", len(updated), n)
 	}
-	if _, err := t.execRows(ctx, `WITH v (order_id, line_no, reserved) AS (VALUES `, itemUpdate, `)
+	if _, err := t.execRows(ctx, `WITH v (order_id, line_no, reserved) AS (`, itemUpdate, `)
 		UPDATE order_items SET reserved = v.reserved
 		FROM v WHERE order_items.order_id = v.order_id AND order_items.line_no = v.line_no`, items); err != nil {
 		return classify(fmt.Errorf("update %d orders: items: %w", len(updated), err))
@@ -157,7 +159,7 @@ func (t *tx) flushStock(ctx context.Context, now any) error {
 		st := t.stock[id].st
 		args = append(args, id, st.Available, st.Reserved, now)
 	}
-	n, err := t.execRows(ctx, `WITH v (product_id, available, reserved, updated_at) AS (VALUES `, stockUpdate, `)
+	n, err := t.execRows(ctx, `WITH v (product_id, available, reserved, updated_at) AS (`, stockUpdate, `)
 		UPDATE stock SET available = v.available, reserved = v.reserved, updated_at = v.updated_at
 		FROM v WHERE stock.product_id = v.product_id`, args)
 	if err != nil {
@@ -169,23 +171,38 @@ func (t *tx) flushStock(ctx context.Context, now any) error {
 	return nil
 }
 
-// maxRows bounds the rows of one statement of execRows.
+// maxRows bounds the rows of one statement of execRows on SQLite.
 const maxRows = 256
 
-// execRows runs head + a VALUES list + tail for args, which are rows of
-// len(types) values each, and returns how many rows the statements changed.
-// The rows go maxRows to a statement, the rest in statements of a power of
-// two each (250 rows: 128, 64, 32, 16, 8, 2), so that a handful of statement
-// shapes serve every batch and stay prepared (see stmtCache). types are the
-// columns' types for PostgreSQL (see orderUpdate); "" leaves a parameter as
-// it is.
+// execRows runs head + rows + tail, where rows is a query yielding args —
+// rows of len(types) values each — and returns how many rows the statements
+// changed.
+//
+// On PostgreSQL rows is "SELECT * FROM unnest($1::TEXT[], …)", an array
+// parameter per column: one statement of one shape whatever the row count,
+// and far less for the server to parse and bind than a VALUES list (types
+// are the columns' types). On SQLite rows is a VALUES list, maxRows to a
+// statement and the rest in statements of a power of two rows each (250
+// rows: 128, 64, 32, 16, 8, 2), so that a handful of statement shapes serve
+// every batch and stay prepared (see stmtCache).
 func (t *tx) execRows(ctx context.Context, head string, types []string, tail string, args []any) (int, error) {
 	cols := len(types)
 	rows := len(args) / cols
+	if rows == 0 {
+		return 0, nil
+	}
+	if t.s.dialect == DialectPostgres {
+		res, err := t.q.ExecContext(ctx, head+unnestList(types)+tail, columnArrays(types, args)...)
+		if err != nil {
+			return 0, err
+		}
+		n, err := res.RowsAffected()
+		return int(n), err
+	}
 	changed := 0
 	for start := 0; start < rows; {
 		n := min(maxRows, 1<<(bits.Len(uint(rows-start))-1)) // the largest power of two that fits
-		res, err := t.q.ExecContext(ctx, head+t.valuesList(types, n)+tail, args[start*cols:(start+n)*cols]...)
+		res, err := t.q.ExecContext(ctx, head+t.s.valuesList(cols, n)+tail, args[start*cols:(start+n)*cols]...)
 		if err != nil {
 			return changed, err
 		}
@@ -199,29 +216,92 @@ func (t *tx) execRows(ctx context.Context, head string, types []string, tail str
 	return changed, nil
 }
 
-// valuesList returns "($1, $2), ($3, $4)…" for rows rows of len(types)
-// parameters, each cast to its type on PostgreSQL.
-func (t *tx) valuesList(types []string, rows int) string {
+// valuesList returns "VALUES (?, ?), (?, ?)…" for rows rows of cols
+// parameters.
+func (s *Store) valuesList(cols, rows int) string {
 	var b strings.Builder
-	b.Grow(rows * len(types) * 7)
+	b.Grow(8 + rows*(cols*3+2))
+	b.WriteString("VALUES ")
 	n := 1
 	for r := range rows {
 		if r > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteByte('(')
-		for c, typ := range types {
-			if c > 0 {
-				b.WriteString(", ")
-			}
-			ph := t.s.param(n)
-			n++
-			if typ != "" && t.s.dialect == DialectPostgres {
-				ph = "CAST(" + ph + " AS " + typ + ")"
-			}
-			b.WriteString(ph)
-		}
+		b.WriteString(s.placeholders(n, cols))
+		n += cols
 		b.WriteByte(')')
 	}
 	return b.String()
+}
+
+// unnestList returns "SELECT * FROM unnest(CAST($1 AS TEXT[]), …)" for
+// columns of types.
+func unnestList(types []string) string {
+	var b strings.Builder
+	b.WriteString("SELECT * FROM unnest(")
+	for i, typ := range types {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "CAST($%d AS %s[])", i+1, typ)
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+// columnArrays turns rows of values (as flush builds them) into one slice per
+// column, for unnestList: []string, []*int64 (nil for NULL), []int64,
+// []bool or []time.Time.
+func columnArrays(types []string, args []any) []any {
+	cols := len(types)
+	rows := len(args) / cols
+	out := make([]any, cols)
+	for c, typ := range types {
+		at := func(r int) any { return args[r*cols+c] }
+		switch typ {
+		case "TEXT":
+			a := make([]string, rows)
+			for r := range a {
+				a[r] = at(r).(string)
+			}
+			out[c] = a
+		case "BIGINT":
+			a := make([]*int64, rows)
+			for r := range a {
+				switch v := at(r).(type) {
+				case int64:
+					a[r] = &v
+				case sql.Null[int64]:
+					if v.Valid {
+						a[r] = &v.V
+					}
+				default:
+					panic(fmt.Sprintf("columnArrays: %T in a BIGINT column", v))
+				}
+			}
+			out[c] = a
+		case "INTEGER":
+			a := make([]int64, rows)
+			for r := range a {
+				a[r] = int64(at(r).(int))
+			}
+			out[c] = a
+		case "BOOLEAN":
+			a := make([]bool, rows)
+			for r := range a {
+				a[r] = at(r).(bool)
+			}
+			out[c] = a
+		case "TIMESTAMPTZ":
+			a := make([]time.Time, rows)
+			for r := range a {
+				a[r] = at(r).(time.Time)
+			}
+			out[c] = a
+		default:
+			panic("columnArrays: no array for type " + typ)
+		}
+	}
+	return out
 }

@@ -150,12 +150,16 @@ func (s *Store) loadItems(ctx context.Context, q querier, ids []string) (map[str
 	if len(ids) == 0 {
 		return out, nil
 	}
-	args := make([]any, len(ids))
-	for i, id := range ids {
-		args[i] = id
+	cond, args := "= ANY($1)", []any{ids}
+	if s.dialect == DialectSQLite {
+		args = make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		cond = "IN (" + s.placeholders(1, len(ids)) + ")"
 	}
 	rows, err := q.QueryContext(ctx, `SELECT order_id, product_id, quantity, unit_price, total_price, reserved
-		FROM order_items WHERE order_id IN (`+s.placeholders(1, len(ids))+`) ORDER BY order_id, line_no`, args...)
+		FROM order_items WHERE order_id `+cond+` ORDER BY order_id, line_no`, args...)
 	if err != nil {
 		return nil, classify(fmt.Errorf("load order items: %w", err))
 	}

@@ -209,18 +209,25 @@ func missing[R any](t *tx, m map[string]R, ids []string) []string {
 // idChunk bounds the ids of one IN (…) list.
 const idChunk = 1024
 
-// inChunks calls fn for the ids in chunks of at most idChunk, with the
-// chunk's placeholder list and arguments. A chunk's list is padded to a power
-// of two by repeating its last id, so that a few statement shapes serve every
-// batch (see stmtCache).
-func (t *tx) inChunks(ids []string, fn func(list string, args []any) error) error {
+// inChunks calls fn with conditions that together match the ids — "IN (…)"
+// or, on PostgreSQL, "= ANY($1)" — and their arguments. On SQLite the ids go
+// in chunks of at most idChunk, each list padded to a power of two by
+// repeating its last id, so that a few statement shapes serve every batch
+// (see stmtCache). On PostgreSQL one array parameter takes them all.
+func (t *tx) inChunks(ids []string, fn func(cond string, args []any) error) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if t.s.dialect == DialectPostgres {
+		return fn("= ANY($1)", []any{ids})
+	}
 	for start := 0; start < len(ids); start += idChunk {
 		chunk := ids[start:min(start+idChunk, len(ids))]
 		args := make([]any, 1<<bits.Len(uint(len(chunk)-1)))
 		for i := range args {
 			args[i] = chunk[min(i, len(chunk)-1)]
 		}
-		if err := fn(t.s.placeholders(1, len(args)), args); err != nil {
+		if err := fn("IN ("+t.s.placeholders(1, len(args))+")", args); err != nil {
 			return err
 		}
 	}
@@ -237,9 +244,9 @@ func (t *tx) forUpdate() string {
 
 func (t *tx) loadInbox(ctx context.Context, ids []string) error {
 	ids = missing(t, t.inbox, ids)
-	err := t.inChunks(ids, func(list string, args []any) error {
+	err := t.inChunks(ids, func(cond string, args []any) error {
 		rows, err := t.q.QueryContext(ctx, `SELECT event_id, outcome, reason, detail FROM processed_events
-			WHERE event_id IN (`+list+`)`, args...)
+			WHERE event_id `+cond, args...)
 		if err != nil {
 			return err
 		}
@@ -271,9 +278,9 @@ func (t *tx) loadInbox(ctx context.Context, ids []string) error {
 func (t *tx) loadOrders(ctx context.Context, ids []string) error {
 	ids = missing(t, t.orders, ids)
 	var found []string
-	err := t.inChunks(ids, func(list string, args []any) error {
+	err := t.inChunks(ids, func(cond string, args []any) error {
 		rows, err := t.q.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders
-			WHERE id IN (`+list+`) ORDER BY id`+t.forUpdate(), args...)
+			WHERE id `+cond+` ORDER BY id`+t.forUpdate(), args...)
 		if err != nil {
 			return err
 		}
@@ -311,9 +318,9 @@ func (t *tx) loadOrders(ctx context.Context, ids []string) error {
 
 func (t *tx) loadStock(ctx context.Context, ids []string) error {
 	ids = missing(t, t.stock, ids)
-	err := t.inChunks(ids, func(list string, args []any) error {
+	err := t.inChunks(ids, func(cond string, args []any) error {
 		rows, err := t.q.QueryContext(ctx, `SELECT product_id, available, reserved FROM stock
-			WHERE product_id IN (`+list+`) ORDER BY product_id`+t.forUpdate(), args...)
+			WHERE product_id `+cond+` ORDER BY product_id`+t.forUpdate(), args...)
 		if err != nil {
 			return err
 		}
