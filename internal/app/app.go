@@ -40,6 +40,7 @@ type App struct {
 	consumer *kafka.Consumer
 	admin    *kafka.Admin // consumer lag
 	handler  *events.Handler
+	combine  *combiner
 
 	metrics        *metrics.Metrics
 	lagInterval    time.Duration
@@ -74,12 +75,17 @@ type Options struct {
 	Version string
 }
 
-// batchSize is the most records of one partition applied in one transaction
-// (group commit): one commit — on SQLite one fsync — and a handful of
-// multi-row statements for all of them (sqlstore's unit of work). On
-// PostgreSQL concurrent batches cannot deadlock: each takes its row locks up
-// front (order.Tx Preload) in one fixed order; batches sharing products queue.
+// batchSize is the most records of one partition a worker hands in at a
+// time. The combiner merges the batches of several partitions, up to
+// maxCombined records, into one transaction (group commit): one commit — on
+// SQLite one fsync — and a handful of multi-row statements for all of them
+// (sqlstore's unit of work). On PostgreSQL concurrent transactions cannot
+// deadlock: each takes its row locks up front (order.Tx Preload) in one
+// fixed order.
 func batchSize(string) int { return 256 }
+
+// maxCombined bounds the records of one transaction.
+const maxCombined = 2048
 
 // startupDelays is the seed's connection retry schedule.
 var startupDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
@@ -134,6 +140,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	}
 	registry := events.DefaultRegistry(uc)
 	a.handler = events.NewHandler(registry, breaker.NewTransactor(a.dbBreaker, a.store), logger)
+	a.combine = newCombiner(a.handler.HandleBatch, maxCombined)
 	a.newMetrics(registry.Names())
 	a.lagInterval = opts.LagInterval
 	if a.lagInterval <= 0 {
@@ -177,13 +184,14 @@ func (a *App) handleRecord(ctx context.Context, rec *kgo.Record) error {
 	return err
 }
 
-// handleBatch hands a partition's records to the handler's group commit.
+// handleBatch hands a partition's records to the group commit, merged with
+// other partitions' (combiner).
 func (a *App) handleBatch(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (int, []error, error) {
 	values := make([][]byte, len(recs))
 	for i, r := range recs {
 		values[i] = r.Value
 	}
-	return a.handler.HandleBatch(ctx, values, metas)
+	return a.combine.do(ctx, values, metas)
 }
 
 // openStore opens the database, retrying on the seed's schedule while it is

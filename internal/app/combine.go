@@ -1,0 +1,123 @@
+package app
+
+import (
+	"context"
+	"sync"
+
+	"github.com/orderd/orderd/internal/delivery"
+)
+
+// batchFunc applies record values in one transaction: events.Handler's
+// HandleBatch.
+type batchFunc func(ctx context.Context, values [][]byte, metas []*delivery.Meta) (n int, errs []error, stop error)
+
+// combiner merges the batches that partition workers hand in at the same
+// time into one call of apply — one transaction for several partitions
+// (group commit across partitions). Transactions on the order database go
+// one at a time anyway (SQLite's one writer; on PostgreSQL batches sharing
+// products wait on each other's stock rows), so while one runs the next
+// batches queue, and the first worker to find the database free applies all
+// that queued, with one commit. Under load this makes transactions larger
+// and fewer; at a steady, lower rate it takes the per-transaction cost (the
+// commit's fsync) off each partition's latency.
+//
+// Each partition's records stay in their order within the merged batch; what
+// the workers get back is what apply returned for their own records.
+type combiner struct {
+	apply batchFunc
+	max   int // most values in one merged call
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	busy    bool // a worker is applying
+	pending []*combined
+}
+
+// combined is one worker's batch in a merged call, and its result.
+type combined struct {
+	values [][]byte
+	metas  []*delivery.Meta
+	done   bool
+	n      int
+	errs   []error
+	stop   error
+}
+
+func newCombiner(apply batchFunc, max int) *combiner {
+	c := &combiner{apply: apply, max: max}
+	c.cond = sync.NewCond(&c.mu)
+	return c
+}
+
+// do applies values, merged with what other workers hand in meanwhile, and
+// returns apply's result for values alone.
+func (c *combiner) do(ctx context.Context, values [][]byte, metas []*delivery.Meta) (int, []error, error) {
+	me := &combined{values: values, metas: metas}
+	c.mu.Lock()
+	c.pending = append(c.pending, me)
+	for !me.done && c.busy {
+		c.cond.Wait()
+	}
+	if me.done {
+		c.mu.Unlock()
+		return me.n, me.errs, me.stop
+	}
+	// The database is free: apply what queued, me first.
+	batch, size := []*combined{me}, len(me.values)
+	rest := c.pending[:0]
+	for _, b := range c.pending {
+		switch {
+		case b == me:
+		case size+len(b.values) <= c.max:
+			batch, size = append(batch, b), size+len(b.values)
+		default:
+			rest = append(rest, b)
+		}
+	}
+	clear(c.pending[len(rest):])
+	c.pending = rest
+	c.busy = true
+	c.mu.Unlock()
+
+	c.run(ctx, batch, size)
+
+	c.mu.Lock()
+	c.busy = false
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	return me.n, me.errs, me.stop
+}
+
+// run makes one apply call of batch and hands each its share of the result:
+// apply finishes a prefix of the merged values, so a batch wholly inside it
+// is finished, the one it stopped in is finished up to there, and those
+// after it are not started; all but the finished get the stop error.
+func (c *combiner) run(ctx context.Context, batch []*combined, size int) {
+	if len(batch) == 1 {
+		b := batch[0]
+		b.n, b.errs, b.stop = c.apply(ctx, b.values, b.metas)
+		b.done = true
+		return
+	}
+	values := make([][]byte, 0, size)
+	metas := make([]*delivery.Meta, 0, size)
+	for _, b := range batch {
+		values = append(values, b.values...)
+		metas = append(metas, b.metas...)
+	}
+	n, errs, stop := c.apply(ctx, values, metas)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at := 0
+	for _, b := range batch {
+		b.n = min(max(n-at, 0), len(b.values))
+		if b.n > 0 {
+			b.errs = errs[at : at+b.n]
+		}
+		if b.n < len(b.values) {
+			b.stop = stop
+		}
+		at += len(b.values)
+		b.done = true
+	}
+}
