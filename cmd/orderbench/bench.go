@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -57,6 +58,7 @@ type result struct {
 	pollResolution  time.Duration
 	bare            bareResult
 	throughput      float64 // events / drainFromReady
+	drainCPU        cpuUse  // while draining
 	throughputStart float64 // events / drainFromStart
 }
 
@@ -125,6 +127,12 @@ func benchStore(ctx context.Context, w io.Writer, b bench) (result, error) {
 		return res, fmt.Errorf("topic %s holds %d records after preloading %d", n.topic, got, b.opts.events)
 	}
 	cfg.group = n.group
+	if b.opts.cpuProfile != "" {
+		cfg.cpuProfile, err = filepath.Abs(b.opts.cpuProfile + "-" + b.db.store + ".prof")
+		if err != nil {
+			return res, err
+		}
+	}
 	svc, err := startService(b.bin, b.tmp, "serve", cfg)
 	if err != nil {
 		return res, err
@@ -217,9 +225,13 @@ func drain(ctx context.Context, adm *kadm.Client, svc *service, b bench, n names
 	if err != nil {
 		return err
 	}
+	cpuStart, cpuErr := sampleCPU(svc.pid())
 	drained, err := waitCommitted(ctx, svc, fetchCommitted(adm, n.group, n.topic), backlog, drainPoll)
 	if err != nil {
 		return err
+	}
+	if cpuEnd, err := sampleCPU(svc.pid()); err == nil && cpuErr == nil {
+		res.drainCPU = cpuBetween(cpuStart, cpuEnd)
 	}
 	if res.hwmAfterDrain, err = procStatusKB(svc.pid(), "VmHWM"); err != nil {
 		return err

@@ -39,6 +39,7 @@ type options struct {
 	latencyDuration time.Duration
 	timeout         time.Duration
 	markdown        bool
+	cpuProfile      string
 }
 
 func main() {
@@ -63,6 +64,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&stores, "store", "both", "database to measure: sqlite, postgres or both")
 	fs.IntVar(&o.events, "events", 200000, "OrderCreated events preloaded for the throughput phase")
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of the input topic")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the CPU profile of each store's throughput and latency service to `PREFIX`-STORE.prof")
 	fs.IntVar(&o.rate, "rate", 5000, "events per second produced in the latency phase")
 	fs.DurationVar(&o.latencyDuration, "latency-duration", 20*time.Second, "how long the latency phase produces")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "bound on the whole run")

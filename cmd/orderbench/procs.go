@@ -98,6 +98,11 @@ func startProc(bin, tmp, name string, env map[string]string, args ...string) (*p
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childAttr()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir}
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GODEBUG"} { // runtime settings, to compare
+		if v, ok := os.LookupEnv(k); ok {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -242,6 +247,14 @@ type service struct {
 type serviceConfig struct {
 	broker, databaseURL, topic, dlqTopic, group string
 	partitions                                  int
+	cpuProfile                                  string // serve -cpuprofile, when set
+}
+
+func serveArgs(cfg serviceConfig) []string {
+	if cfg.cpuProfile != "" {
+		return []string{"serve", "-cpuprofile", cfg.cpuProfile}
+	}
+	return []string{"serve"}
 }
 
 // startService runs `orderd serve` with cfg on a free port, with the
@@ -266,7 +279,7 @@ func startService(bin, tmp, name string, cfg serviceConfig) (*service, error) {
 		"APP_HOST":         "127.0.0.1",
 		"APP_PORT":         strconv.Itoa(port),
 		"LOG_FILE":         errFile,
-	}, "serve")
+	}, serveArgs(cfg)...)
 	if err != nil {
 		return nil, err
 	}

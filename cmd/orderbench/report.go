@@ -26,6 +26,7 @@ func printResult(w io.Writer, r result) {
 	row("preload", "%d events into %d partitions in %s (%.0f ev/s)", r.events, r.partitions, secs(r.preload), float64(r.events)/r.preload.Seconds())
 	row("throughput", "%.0f ev/s: %d events drained %s after ready (%.0f ev/s, %s from exec)",
 		r.throughput, r.events, secs(r.drainFromReady), r.throughputStart, secs(r.drainFromStart))
+	row("cpu", "while draining: %s", r.drainCPU)
 	row("memory", "peak RSS %s: VmHWM %s at the end, %s when the backlog was drained; largest VmRSS sampled every %s %s",
 		mib(r.peak()), mib(r.peakRSS), mib(r.hwmAfterDrain), rssPoll, mib(r.peakSampledRSS))
 	row("latency", "at %d/s: p50 %s, p90 %s, p99 %s, max %s over %d records (%d never seen committed)",

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -92,7 +93,10 @@ func setup(getenv func(string) (string, bool), stderr io.Writer) (config.Config,
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) (string, bool), stdout, stderr io.Writer) error {
-	if err := flags("serve", "Run the service: HTTP API, Kafka consumer and, with KAFKA_BROKER_URL=embedded\n(the default), the embedded broker.", args, stdout, stderr, nil); err != nil {
+	var cpuProfile string
+	if err := flags("serve", "Run the service: HTTP API, Kafka consumer and, with KAFKA_BROKER_URL=embedded\n(the default), the embedded broker.", args, stdout, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) to this file until the service stops")
+	}); err != nil {
 		return err
 	}
 	cfg, logger, done, err := setup(getenv, stderr)
@@ -100,6 +104,13 @@ func serve(ctx context.Context, args []string, getenv func(string) (string, bool
 		return err
 	}
 	defer done()
+	if cpuProfile != "" {
+		stop, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			return &usageError{fmt.Errorf("-cpuprofile: %w", err)}
+		}
+		defer stop()
+	}
 	logger.Info("starting "+cfg.AppName, "version", version())
 	logger.Debug("configuration", "config", cfg)
 	tuneGC()
@@ -109,6 +120,22 @@ func serve(ctx context.Context, args []string, getenv func(string) (string, bool
 		return err
 	}
 	return a.Run(ctx)
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // defaultMemoryLimit is the Go runtime's soft memory limit for serve unless

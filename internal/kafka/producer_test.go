@@ -186,6 +186,12 @@ func TestProducerPublishAllStopsAtFirstError(t *testing.T) {
 			if i == 10 {
 				topic = "no-such-topic"
 			}
+			if i > 10 {
+				// After the bad record, records come slower than the
+				// failure takes to be known (a metadata round trip or two):
+				// otherwise a fast machine publishes all of them first.
+				time.Sleep(time.Millisecond)
+			}
 			taken++
 			if !yield(&kgo.Record{Topic: topic, Value: []byte("x")}) {
 				return
