@@ -40,7 +40,7 @@ type App struct {
 	consumer *kafka.Consumer
 	admin    *kafka.Admin // consumer lag
 	handler  *events.Handler
-	combine  *combiner
+	combine  *combiner[events.Prepared]
 
 	metrics        *metrics.Metrics
 	lagInterval    time.Duration
@@ -140,7 +140,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	}
 	registry := events.DefaultRegistry(uc)
 	a.handler = events.NewHandler(registry, breaker.NewTransactor(a.dbBreaker, a.store), logger)
-	a.combine = newCombiner(a.handler.HandleBatch, maxCombined)
+	a.combine = newCombiner(a.handler.Apply, maxCombined)
 	a.newMetrics(registry.Names())
 	a.lagInterval = opts.LagInterval
 	if a.lagInterval <= 0 {
@@ -191,7 +191,9 @@ func (a *App) handleBatch(ctx context.Context, recs []*kgo.Record, metas []*deli
 	for i, r := range recs {
 		values[i] = r.Value
 	}
-	return a.combine.do(ctx, values, metas)
+	// Decoded here, in the partition's worker, while another batch's
+	// transaction may run: only the transaction is serial.
+	return a.combine.do(ctx, a.handler.Prepare(values, metas), metas)
 }
 
 // openStore opens the database, retrying on the seed's schedule while it is

@@ -7,9 +7,9 @@ import (
 	"github.com/orderd/orderd/internal/delivery"
 )
 
-// batchFunc applies record values in one transaction: events.Handler's
-// HandleBatch.
-type batchFunc func(ctx context.Context, values [][]byte, metas []*delivery.Meta) (n int, errs []error, stop error)
+// batchFunc applies decoded records in one transaction: events.Handler's
+// Apply.
+type batchFunc[T any] func(ctx context.Context, values []T, metas []*delivery.Meta) (n int, errs []error, stop error)
 
 // combiner merges the batches that partition workers hand in at the same
 // time into one call of apply — one transaction for several partitions
@@ -23,19 +23,19 @@ type batchFunc func(ctx context.Context, values [][]byte, metas []*delivery.Meta
 //
 // Each partition's records stay in their order within the merged batch; what
 // the workers get back is what apply returned for their own records.
-type combiner struct {
-	apply batchFunc
+type combiner[T any] struct {
+	apply batchFunc[T]
 	max   int // most values in one merged call
 
 	mu      sync.Mutex
 	cond    *sync.Cond
 	busy    bool // a worker is applying
-	pending []*combined
+	pending []*combined[T]
 }
 
 // combined is one worker's batch in a merged call, and its result.
-type combined struct {
-	values [][]byte
+type combined[T any] struct {
+	values []T
 	metas  []*delivery.Meta
 	done   bool
 	n      int
@@ -43,16 +43,16 @@ type combined struct {
 	stop   error
 }
 
-func newCombiner(apply batchFunc, max int) *combiner {
-	c := &combiner{apply: apply, max: max}
+func newCombiner[T any](apply batchFunc[T], max int) *combiner[T] {
+	c := &combiner[T]{apply: apply, max: max}
 	c.cond = sync.NewCond(&c.mu)
 	return c
 }
 
 // do applies values, merged with what other workers hand in meanwhile, and
 // returns apply's result for values alone.
-func (c *combiner) do(ctx context.Context, values [][]byte, metas []*delivery.Meta) (int, []error, error) {
-	me := &combined{values: values, metas: metas}
+func (c *combiner[T]) do(ctx context.Context, values []T, metas []*delivery.Meta) (int, []error, error) {
+	me := &combined[T]{values: values, metas: metas}
 	c.mu.Lock()
 	c.pending = append(c.pending, me)
 	for !me.done && c.busy {
@@ -63,7 +63,7 @@ func (c *combiner) do(ctx context.Context, values [][]byte, metas []*delivery.Me
 		return me.n, me.errs, me.stop
 	}
 	// The database is free: apply what queued, me first.
-	batch, size := []*combined{me}, len(me.values)
+	batch, size := []*combined[T]{me}, len(me.values)
 	rest := c.pending[:0]
 	for _, b := range c.pending {
 		switch {
@@ -92,14 +92,14 @@ func (c *combiner) do(ctx context.Context, values [][]byte, metas []*delivery.Me
 // apply finishes a prefix of the merged values, so a batch wholly inside it
 // is finished, the one it stopped in is finished up to there, and those
 // after it are not started; all but the finished get the stop error.
-func (c *combiner) run(ctx context.Context, batch []*combined, size int) {
+func (c *combiner[T]) run(ctx context.Context, batch []*combined[T], size int) {
 	if len(batch) == 1 {
 		b := batch[0]
 		b.n, b.errs, b.stop = c.apply(ctx, b.values, b.metas)
 		b.done = true
 		return
 	}
-	values := make([][]byte, 0, size)
+	values := make([]T, 0, size)
 	metas := make([]*delivery.Meta, 0, size)
 	for _, b := range batch {
 		values = append(values, b.values...)

@@ -69,15 +69,27 @@ func (h *Handler) Handle(ctx context.Context, value []byte) (Result, error) {
 // transaction failed. It is a kafka.BatchHandler once given the records'
 // values.
 //
-// Decoding comes first, outside the transaction: on SQLite the transaction
-// holds the one write connection, and decoding then runs in parallel with
-// another partition's transaction.
+// HandleBatch is Prepare, then Apply.
 func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*delivery.Meta) (n int, errs []error, stop error) {
-	pre := make([]prepared, len(values))
+	return h.Apply(ctx, h.Prepare(values, metas), metas)
+}
+
+// Prepare decodes record values ahead of their transaction, filling in
+// metas. It takes no lock and touches no database: the transactions of the
+// order database run one at a time (SQLite's one writer), so decoding one
+// batch while another's transaction runs keeps both cores busy.
+func (h *Handler) Prepare(values [][]byte, metas []*delivery.Meta) []Prepared {
+	pre := make([]Prepared, len(values))
 	for i, v := range values {
 		pre[i] = h.prepare(v, metas[i])
 	}
-	errs = make([]error, len(values))
+	return pre
+}
+
+// Apply is the transaction of HandleBatch, for events Prepare decoded; pre
+// and metas may hold the batches of several partitions, each in its order.
+func (h *Handler) Apply(ctx context.Context, pre []Prepared, metas []*delivery.Meta) (n int, errs []error, stop error) {
+	errs = make([]error, len(pre))
 	run := func(tx order.Tx) error {
 		if tx != nil {
 			if err := tx.Preload(ctx, keysOf(pre)); err != nil {
@@ -102,7 +114,7 @@ func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*del
 		return nil
 	}
 	var err error
-	if slices.ContainsFunc(pre, func(p prepared) bool { return p.err == nil }) {
+	if slices.ContainsFunc(pre, func(p Prepared) bool { return p.err == nil }) {
 		err = h.tx.InTx(ctx, run)
 	} else {
 		err = run(nil) // nothing decoded: no transaction, no write lock
@@ -116,7 +128,7 @@ func (h *Handler) HandleBatch(ctx context.Context, values [][]byte, metas []*del
 // keysOf names the rows the decoded events of a batch will touch: their
 // inbox entries, their orders and, where the decoded data lists them
 // (create.Input does), the stock of their products.
-func keysOf(pre []prepared) order.Keys {
+func keysOf(pre []Prepared) order.Keys {
 	var k order.Keys
 	for _, p := range pre {
 		if p.err != nil {
@@ -133,9 +145,9 @@ func keysOf(pre []prepared) order.Keys {
 	return k
 }
 
-// prepared is one record value decoded ahead of its transaction: an event
+// Prepared is one record value decoded ahead of its transaction: an event
 // and its processor, or the reason it cannot be applied.
-type prepared struct {
+type Prepared struct {
 	ev      Envelope
 	orderID string
 	p       Processor
@@ -144,22 +156,22 @@ type prepared struct {
 
 // prepare decodes value — the envelope, then the data when the event has a
 // Decoder — and finds its processor, filling in meta.
-func (h *Handler) prepare(value []byte, meta *delivery.Meta) prepared {
+func (h *Handler) prepare(value []byte, meta *delivery.Meta) Prepared {
 	meta.Duplicate = false
 	ev, err := Decode(value)
 	if err != nil {
-		return prepared{err: err}
+		return Prepared{err: err}
 	}
 	meta.EventID, meta.EventName = ev.ID, ev.Name
 	p, ok := h.registry.Lookup(ev.Name)
 	if !ok {
 		meta.OrderID = ev.OrderID()
-		return prepared{err: fault.Permanentf(ReasonUnknownEvent, "no processor for event %q (known: %v)", ev.Name, h.registry.Names())}
+		return Prepared{err: fault.Permanentf(ReasonUnknownEvent, "no processor for event %q (known: %v)", ev.Name, h.registry.Names())}
 	}
 	if d, ok := h.registry.decoders[ev.Name]; ok {
 		if ev.Decoded, err = d(ev); err != nil {
 			meta.OrderID = ev.OrderID()
-			return prepared{err: err}
+			return Prepared{err: err}
 		}
 	}
 	// The decoded data knows its order: no second pass over the JSON.
@@ -168,14 +180,14 @@ func (h *Handler) prepare(value []byte, meta *delivery.Meta) prepared {
 	} else {
 		meta.OrderID = ev.OrderID()
 	}
-	return prepared{ev: ev, orderID: meta.OrderID, p: p}
+	return Prepared{ev: ev, orderID: meta.OrderID, p: p}
 }
 
 // applyOne applies one decoded event inside tx: nil when applied or already
 // applied (meta.Duplicate), a permanent error when it is refused under the
 // rules (the refusal then recorded in the inbox), any other error when the
 // store failed.
-func (h *Handler) applyOne(ctx context.Context, tx order.Tx, pr prepared, meta *delivery.Meta) error {
+func (h *Handler) applyOne(ctx context.Context, tx order.Tx, pr Prepared, meta *delivery.Meta) error {
 	start := time.Now()
 	ev, p := pr.ev, pr.p
 	var summary string

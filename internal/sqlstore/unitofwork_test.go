@@ -3,8 +3,12 @@ package sqlstore_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -270,4 +274,37 @@ func TestUnstorableTextLeavesTheTransactionUsable(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestBackgroundCheckpoint: on SQLite, committed pages reach the database
+// file from the write-ahead log without the writer checkpointing (its own
+// limit is far above what this test writes): the store's background
+// checkpointer copies them.
+func TestBackgroundCheckpoint(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "orders.db")
+	s := sqlstoretest.OpenURL(t, "sqlite://"+path)
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var orders []*order.Order
+	for i := range 500 {
+		orders = append(orders, newOrder(t, fmt.Sprintf("ckpt-%04d-%s", i, strings.Repeat("x", 200))))
+	}
+	create(t, s, orders...)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > before.Size()+100_000 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes (%d before the writes): the log was not checkpointed", st.Size(), before.Size())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
