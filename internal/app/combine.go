@@ -13,23 +13,23 @@ type batchFunc[T any] func(ctx context.Context, values []T, metas []*delivery.Me
 
 // combiner merges the batches that partition workers hand in at the same
 // time into one call of apply — one transaction for several partitions
-// (group commit across partitions). Transactions on the order database go
-// one at a time anyway (SQLite's one writer; on PostgreSQL batches sharing
-// products wait on each other's stock rows), so while one runs the next
-// batches queue, and the first worker to find the database free applies all
-// that queued, with one commit. Under load this makes transactions larger
-// and fewer; at a steady, lower rate it takes the per-transaction cost (the
-// commit's fsync) off each partition's latency.
+// (group commit across partitions). At most slots calls run at once (on
+// SQLite one: its one writer takes transactions in turn anyway); batches
+// handed in meanwhile queue, and the first worker to find a slot free
+// applies all that queued, with one commit. Under load this makes
+// transactions larger and fewer; at a steady, lower rate it takes the
+// per-transaction cost (the commit's fsync) off each partition's latency.
 //
 // Each partition's records stay in their order within the merged batch; what
 // the workers get back is what apply returned for their own records.
 type combiner[T any] struct {
 	apply batchFunc[T]
 	max   int // most values in one merged call
+	slots int // most calls at once
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	busy    bool // a worker is applying
+	running int // calls under way
 	pending []*combined[T]
 }
 
@@ -43,8 +43,8 @@ type combined[T any] struct {
 	stop   error
 }
 
-func newCombiner[T any](apply batchFunc[T], max int) *combiner[T] {
-	c := &combiner[T]{apply: apply, max: max}
+func newCombiner[T any](apply batchFunc[T], max, slots int) *combiner[T] {
+	c := &combiner[T]{apply: apply, max: max, slots: slots}
 	c.cond = sync.NewCond(&c.mu)
 	return c
 }
@@ -55,14 +55,14 @@ func (c *combiner[T]) do(ctx context.Context, values []T, metas []*delivery.Meta
 	me := &combined[T]{values: values, metas: metas}
 	c.mu.Lock()
 	c.pending = append(c.pending, me)
-	for !me.done && c.busy {
+	for !me.done && c.running >= c.slots {
 		c.cond.Wait()
 	}
 	if me.done {
 		c.mu.Unlock()
 		return me.n, me.errs, me.stop
 	}
-	// The database is free: apply what queued, me first.
+	// A slot is free: apply what queued, me first.
 	batch, size := []*combined[T]{me}, len(me.values)
 	rest := c.pending[:0]
 	for _, b := range c.pending {
@@ -76,13 +76,13 @@ func (c *combiner[T]) do(ctx context.Context, values []T, metas []*delivery.Meta
 	}
 	clear(c.pending[len(rest):])
 	c.pending = rest
-	c.busy = true
+	c.running++
 	c.mu.Unlock()
 
 	c.run(ctx, batch, size)
 
 	c.mu.Lock()
-	c.busy = false
+	c.running--
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	return me.n, me.errs, me.stop
