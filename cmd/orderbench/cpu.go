@@ -14,13 +14,12 @@ const clockTicks = 100
 // cpuSample is the CPU time the service process and the whole machine had
 // used at one moment.
 type cpuSample struct {
-	at      time.Time
-	proc    float64 // seconds of CPU of the process (user + system)
-	busy    float64 // seconds of CPU the machine spent not idle, all cores
-	iowait  float64 // seconds of CPU the machine spent idle waiting for I/O
-	total   float64 // seconds of CPU the machine had, all cores
-	cores   int
-	procErr error
+	at     time.Time
+	proc   float64 // seconds of CPU of the process (user + system)
+	busy   float64 // seconds of CPU the machine spent not idle, all cores
+	iowait float64 // seconds of CPU the machine spent idle waiting for I/O
+	total  float64 // seconds of CPU the machine had, all cores
+	cores  int
 }
 
 // sampleCPU reads /proc/PID/stat and /proc/stat.
