@@ -175,8 +175,9 @@ type Tx interface {
 	CreateOrder(ctx context.Context, o *Order) error
 	// UpdateOrder saves an order's status and computed fields.
 	UpdateOrder(ctx context.Context, o *Order) error
-	// Stocks loads the stock records of several products at once; products
-	// without one are absent from the map.
+	// Stocks loads the stock records of several products at once, locking
+	// them until the transaction ends; products without one are absent from
+	// the map.
 	Stocks(ctx context.Context, productIDs []string) (map[string]Stock, error)
 	// Reserve moves qty from available to reserved; it reports false, and
 	// changes nothing, when fewer than qty are available.
