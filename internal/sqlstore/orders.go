@@ -12,6 +12,13 @@ import (
 	"github.com/orderd/orderd/internal/order"
 )
 
+// execQuerier is what a transaction's statements go through: *sql.Tx, *sql.DB
+// or, on SQLite, a stmtCache.
+type execQuerier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // querier is what *sql.DB and *sql.Tx have in common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
@@ -121,15 +128,9 @@ func scanOrder(row rowScanner) (*order.Order, error) {
 	return &o, nil
 }
 
-// loadOrder reads one order and its items; forUpdate locks the order row
-// until the transaction ends (PostgreSQL; a SQLite write transaction already
-// holds the whole database).
-func (s *Store) loadOrder(ctx context.Context, q querier, id string, forUpdate bool) (*order.Order, error) {
-	query := `SELECT ` + orderColumns + ` FROM orders WHERE id = $1`
-	if forUpdate && s.dialect == DialectPostgres {
-		query += ` FOR UPDATE`
-	}
-	o, err := scanOrder(q.QueryRowContext(ctx, query, id))
+// loadOrder reads one order and its items.
+func (s *Store) loadOrder(ctx context.Context, q querier, id string) (*order.Order, error) {
+	o, err := scanOrder(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, order.NotFound("order " + id)
 	}
@@ -144,37 +145,30 @@ func (s *Store) loadOrder(ctx context.Context, q querier, id string, forUpdate b
 	return o, nil
 }
 
-// loadItems reads the items of several orders in one query.
-func (s *Store) loadItems(ctx context.Context, q querier, ids []string) (map[string][]order.Item, error) {
+// loadItems reads the items of several orders (distinct ids), in one query
+// per inChunks chunk.
+func (s *Store) loadItems(ctx context.Context, q execQuerier, ids []string) (map[string][]order.Item, error) {
 	out := make(map[string][]order.Item, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	cond, args := "= ANY($1)", []any{ids}
-	if s.dialect == DialectSQLite {
-		args = make([]any, len(ids))
-		for i, id := range ids {
-			args[i] = id
+	err := s.inChunks(ids, func(cond string, args []any) error {
+		rows, err := q.QueryContext(ctx, `SELECT order_id, product_id, quantity, unit_price, total_price, reserved
+			FROM order_items WHERE order_id `+cond+` ORDER BY order_id, line_no`, args...)
+		if err != nil {
+			return err
 		}
-		cond = "IN (" + s.placeholders(1, len(ids)) + ")"
-	}
-	rows, err := q.QueryContext(ctx, `SELECT order_id, product_id, quantity, unit_price, total_price, reserved
-		FROM order_items WHERE order_id `+cond+` ORDER BY order_id, line_no`, args...)
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				orderID string
+				it      order.Item
+			)
+			if err := rows.Scan(&orderID, &it.ProductID, &it.Quantity, &it.UnitPrice, &it.TotalPrice, &it.Reserved); err != nil {
+				return err
+			}
+			out[orderID] = append(out[orderID], it)
+		}
+		return rows.Err()
+	})
 	if err != nil {
-		return nil, classify(fmt.Errorf("load order items: %w", err))
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			orderID string
-			it      order.Item
-		)
-		if err := rows.Scan(&orderID, &it.ProductID, &it.Quantity, &it.UnitPrice, &it.TotalPrice, &it.Reserved); err != nil {
-			return nil, classify(fmt.Errorf("load order items: %w", err))
-		}
-		out[orderID] = append(out[orderID], it)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, classify(fmt.Errorf("load order items: %w", err))
 	}
 	return out, nil

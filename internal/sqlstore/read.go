@@ -47,7 +47,7 @@ func (s *Store) GetOrder(ctx context.Context, id string) (*order.Order, error) {
 	var o *order.Order
 	err := s.snapshot(ctx, func(q querier) error {
 		var err error
-		o, err = s.loadOrder(ctx, q, id, false)
+		o, err = s.loadOrder(ctx, q, id)
 		return err
 	})
 	return o, err

@@ -152,11 +152,3 @@ func (c *stmtCache) QueryContext(ctx context.Context, query string, args ...any)
 	}
 	return st.QueryContext(context.WithoutCancel(ctx), args...)
 }
-
-func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	st, err := c.prepare(ctx, query)
-	if err != nil {
-		return c.tx.QueryRowContext(ctx, query, args...) // reports the same error through Scan
-	}
-	return st.QueryRowContext(context.WithoutCancel(ctx), args...)
-}

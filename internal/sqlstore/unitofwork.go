@@ -27,15 +27,15 @@ import (
 // statement cache.
 type tx struct {
 	s *Store
-	q querier
+	q execQuerier
 
 	orders map[string]orderRow
 	stock  map[string]stockRow
 	inbox  map[string]inboxRow
 
-	// journal holds the rows as they were before each change made inside a
-	// savepoint, newest last; depth is how many savepoints are open.
-	journal []change
+	// journal undoes, newest last, each change made inside a savepoint;
+	// depth is how many savepoints are open.
+	journal []func()
 	depth   int
 }
 
@@ -61,17 +61,7 @@ type inboxRow struct {
 	name   string // event name, when added
 }
 
-// change is a journal entry: the row of key as it was (had false: not kept).
-type change struct {
-	table byte // 'o' orders, 's' stock, 'e' inbox
-	key   string
-	had   bool
-	order orderRow
-	stock stockRow
-	inbox inboxRow
-}
-
-func newTx(s *Store, q querier) *tx {
+func newTx(s *Store, q execQuerier) *tx {
 	return &tx{s: s, q: q,
 		orders: make(map[string]orderRow), stock: make(map[string]stockRow), inbox: make(map[string]inboxRow)}
 }
@@ -98,50 +88,53 @@ func (t *tx) Savepoint(_ context.Context, fn func() error) error {
 
 func (t *tx) undo(mark int) {
 	for i := len(t.journal) - 1; i >= mark; i-- {
-		c := &t.journal[i]
-		switch c.table {
-		case 'o':
-			restore(t.orders, c.key, c.order, c.had)
-		case 's':
-			restore(t.stock, c.key, c.stock, c.had)
-		case 'e':
-			restore(t.inbox, c.key, c.inbox, c.had)
-		}
+		t.journal[i]()
 	}
 	clear(t.journal[mark:])
 	t.journal = t.journal[:mark]
 }
 
-func restore[R any](m map[string]R, key string, r R, had bool) {
-	if had {
-		m[key] = r
-	} else {
-		delete(m, key)
+// set changes the row of key in m (one of the transaction's maps),
+// journalling its former state inside a savepoint.
+func set[R any](t *tx, m map[string]R, key string, r R) {
+	if t.depth > 0 {
+		prev, had := m[key]
+		t.journal = append(t.journal, func() {
+			if had {
+				m[key] = prev
+			} else {
+				delete(m, key)
+			}
+		})
 	}
+	m[key] = r
 }
 
-func (t *tx) setOrder(id string, r orderRow) {
-	if t.depth > 0 {
-		prev, had := t.orders[id]
-		t.journal = append(t.journal, change{table: 'o', key: id, had: had, order: prev})
+// known returns what the transaction knows of key in m, reading it first
+// with load if need be.
+func known[R any](ctx context.Context, t *tx, m map[string]R, key string, load func(context.Context, []string) error) (R, error) {
+	if r, ok := m[key]; ok {
+		return r, nil
 	}
-	t.orders[id] = r
+	var zero R
+	if err := t.checkText(key); err != nil {
+		return zero, err
+	}
+	if err := load(ctx, []string{key}); err != nil {
+		return zero, err
+	}
+	return m[key], nil
 }
 
-func (t *tx) setStock(id string, r stockRow) {
-	if t.depth > 0 {
-		prev, had := t.stock[id]
-		t.journal = append(t.journal, change{table: 's', key: id, had: had, stock: prev})
+// markAbsent records in m that the ids it does not hold after a read are
+// not in the database.
+func markAbsent[R any](m map[string]R, ids []string) {
+	var absent R
+	for _, id := range ids {
+		if _, ok := m[id]; !ok {
+			m[id] = absent
+		}
 	}
-	t.stock[id] = r
-}
-
-func (t *tx) setInbox(id string, r inboxRow) {
-	if t.depth > 0 {
-		prev, had := t.inbox[id]
-		t.journal = append(t.journal, change{table: 'e', key: id, had: had, inbox: prev})
-	}
-	t.inbox[id] = r
 }
 
 // checkText refuses text PostgreSQL cannot store (a NUL, invalid UTF-8) as
@@ -214,11 +207,11 @@ const idChunk = 1024
 // in chunks of at most idChunk, each list padded to a power of two by
 // repeating its last id, so that a few statement shapes serve every batch
 // (see stmtCache). On PostgreSQL one array parameter takes them all.
-func (t *tx) inChunks(ids []string, fn func(cond string, args []any) error) error {
+func (s *Store) inChunks(ids []string, fn func(cond string, args []any) error) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	if t.s.dialect == DialectPostgres {
+	if s.dialect == DialectPostgres {
 		return fn("= ANY($1)", []any{ids})
 	}
 	for start := 0; start < len(ids); start += idChunk {
@@ -227,7 +220,7 @@ func (t *tx) inChunks(ids []string, fn func(cond string, args []any) error) erro
 		for i := range args {
 			args[i] = chunk[min(i, len(chunk)-1)]
 		}
-		if err := fn("IN ("+t.s.placeholders(1, len(args))+")", args); err != nil {
+		if err := fn("IN ("+s.placeholders(1, len(args))+")", args); err != nil {
 			return err
 		}
 	}
@@ -244,7 +237,7 @@ func (t *tx) forUpdate() string {
 
 func (t *tx) loadInbox(ctx context.Context, ids []string) error {
 	ids = missing(t, t.inbox, ids)
-	err := t.inChunks(ids, func(cond string, args []any) error {
+	err := t.s.inChunks(ids, func(cond string, args []any) error {
 		rows, err := t.q.QueryContext(ctx, `SELECT event_id, outcome, reason, detail FROM processed_events
 			WHERE event_id `+cond, args...)
 		if err != nil {
@@ -267,18 +260,14 @@ func (t *tx) loadInbox(ctx context.Context, ids []string) error {
 	if err != nil {
 		return classify(fmt.Errorf("read inbox: %w", err))
 	}
-	for _, id := range ids {
-		if _, ok := t.inbox[id]; !ok {
-			t.inbox[id] = inboxRow{}
-		}
-	}
+	markAbsent(t.inbox, ids)
 	return nil
 }
 
 func (t *tx) loadOrders(ctx context.Context, ids []string) error {
 	ids = missing(t, t.orders, ids)
 	var found []string
-	err := t.inChunks(ids, func(cond string, args []any) error {
+	err := t.s.inChunks(ids, func(cond string, args []any) error {
 		rows, err := t.q.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders
 			WHERE id `+cond+` ORDER BY id`+t.forUpdate(), args...)
 		if err != nil {
@@ -298,27 +287,20 @@ func (t *tx) loadOrders(ctx context.Context, ids []string) error {
 	if err != nil {
 		return classify(fmt.Errorf("load orders: %w", err))
 	}
-	for start := 0; start < len(found); start += idChunk {
-		chunk := found[start:min(start+idChunk, len(found))]
-		items, err := t.s.loadItems(ctx, t.q, chunk)
-		if err != nil {
-			return err
-		}
-		for _, id := range chunk {
-			t.orders[id].cur.Items = items[id] // cur and base are one value until changed
-		}
+	items, err := t.s.loadItems(ctx, t.q, found)
+	if err != nil {
+		return err
 	}
-	for _, id := range ids {
-		if _, ok := t.orders[id]; !ok {
-			t.orders[id] = orderRow{}
-		}
+	for _, id := range found {
+		t.orders[id].cur.Items = items[id] // cur and base are one value until changed
 	}
+	markAbsent(t.orders, ids)
 	return nil
 }
 
 func (t *tx) loadStock(ctx context.Context, ids []string) error {
 	ids = missing(t, t.stock, ids)
-	err := t.inChunks(ids, func(cond string, args []any) error {
+	err := t.s.inChunks(ids, func(cond string, args []any) error {
 		rows, err := t.q.QueryContext(ctx, `SELECT product_id, available, reserved FROM stock
 			WHERE product_id `+cond+` ORDER BY product_id`+t.forUpdate(), args...)
 		if err != nil {
@@ -337,59 +319,14 @@ func (t *tx) loadStock(ctx context.Context, ids []string) error {
 	if err != nil {
 		return classify(fmt.Errorf("load stock: %w", err))
 	}
-	for _, id := range ids {
-		if _, ok := t.stock[id]; !ok {
-			t.stock[id] = stockRow{}
-		}
-	}
+	markAbsent(t.stock, ids)
 	return nil
-}
-
-// orderRow returns what the transaction knows of order id, reading it first
-// if need be.
-func (t *tx) orderRow(ctx context.Context, id string) (orderRow, error) {
-	if r, ok := t.orders[id]; ok {
-		return r, nil
-	}
-	if err := t.checkText(id); err != nil {
-		return orderRow{}, err
-	}
-	if err := t.loadOrders(ctx, []string{id}); err != nil {
-		return orderRow{}, err
-	}
-	return t.orders[id], nil
-}
-
-func (t *tx) stockRow(ctx context.Context, productID string) (stockRow, error) {
-	if r, ok := t.stock[productID]; ok {
-		return r, nil
-	}
-	if err := t.checkText(productID); err != nil {
-		return stockRow{}, err
-	}
-	if err := t.loadStock(ctx, []string{productID}); err != nil {
-		return stockRow{}, err
-	}
-	return t.stock[productID], nil
-}
-
-func (t *tx) inboxRow(ctx context.Context, eventID string) (inboxRow, error) {
-	if r, ok := t.inbox[eventID]; ok {
-		return r, nil
-	}
-	if err := t.checkText(eventID); err != nil {
-		return inboxRow{}, err
-	}
-	if err := t.loadInbox(ctx, []string{eventID}); err != nil {
-		return inboxRow{}, err
-	}
-	return t.inbox[eventID], nil
 }
 
 // Order returns a copy of an order with its items; on PostgreSQL its row is
 // locked until the transaction ends.
 func (t *tx) Order(ctx context.Context, id string) (*order.Order, error) {
-	r, err := t.orderRow(ctx, id)
+	r, err := known(ctx, t, t.orders, id, t.loadOrders)
 	if err != nil {
 		return nil, err
 	}
@@ -413,7 +350,7 @@ func (t *tx) CreateOrder(ctx context.Context, o *order.Order) error {
 			return err
 		}
 	}
-	r, err := t.orderRow(ctx, o.ID)
+	r, err := known(ctx, t, t.orders, o.ID, t.loadOrders)
 	if err != nil {
 		return err
 	}
@@ -421,7 +358,7 @@ func (t *tx) CreateOrder(ctx context.Context, o *order.Order) error {
 		return order.Reject(order.ReasonConflict, "order "+o.ID+" already exists")
 	}
 	o.CreatedAt, o.UpdatedAt = storedTime(o.CreatedAt), storedTime(o.UpdatedAt)
-	t.setOrder(o.ID, orderRow{cur: o.Clone(), dirty: true})
+	set(t, t.orders, o.ID, orderRow{cur: o.Clone(), dirty: true})
 	return nil
 }
 
@@ -432,7 +369,7 @@ func (t *tx) UpdateOrder(ctx context.Context, o *order.Order) error {
 	if err := t.checkText(o.CancellationReason, o.TrackingNumber); err != nil {
 		return err
 	}
-	r, err := t.orderRow(ctx, o.ID)
+	r, err := known(ctx, t, t.orders, o.ID, t.loadOrders)
 	if err != nil {
 		return err
 	}
@@ -447,7 +384,7 @@ func (t *tx) UpdateOrder(ctx context.Context, o *order.Order) error {
 	for i := range n.Items {
 		n.Items[i].Reserved = i < len(o.Items) && o.Items[i].Reserved
 	}
-	t.setOrder(o.ID, orderRow{cur: n, base: r.base, dirty: true})
+	set(t, t.orders, o.ID, orderRow{cur: n, base: r.base, dirty: true})
 	return nil
 }
 
@@ -473,7 +410,7 @@ func (t *tx) Reserve(ctx context.Context, productID string, qty int64) (bool, er
 	if qty <= 0 {
 		return false, fmt.Errorf("reserve %d of product %s: quantity must be positive", qty, productID)
 	}
-	r, err := t.stockRow(ctx, productID)
+	r, err := known(ctx, t, t.stock, productID, t.loadStock)
 	if err != nil {
 		return false, err
 	}
@@ -483,7 +420,7 @@ func (t *tx) Reserve(ctx context.Context, productID string, qty int64) (bool, er
 	r.st.Available -= qty
 	r.st.Reserved += qty
 	r.dirty = true
-	t.setStock(productID, r)
+	set(t, t.stock, productID, r)
 	return true, nil
 }
 
@@ -493,7 +430,7 @@ func (t *tx) Release(ctx context.Context, productID string, qty int64) error {
 	if qty <= 0 {
 		return fmt.Errorf("release %d of product %s: quantity must be positive", qty, productID)
 	}
-	r, err := t.stockRow(ctx, productID)
+	r, err := known(ctx, t, t.stock, productID, t.loadStock)
 	if err != nil {
 		return err
 	}
@@ -503,7 +440,7 @@ func (t *tx) Release(ctx context.Context, productID string, qty int64) error {
 	r.st.Available += qty
 	r.st.Reserved -= qty
 	r.dirty = true
-	t.setStock(productID, r)
+	set(t, t.stock, productID, r)
 	return nil
 }
 
@@ -530,20 +467,20 @@ func (t *tx) mark(ctx context.Context, eventID, eventName string, e order.InboxE
 	if err := t.checkText(eventID, eventName); err != nil {
 		return false, err
 	}
-	r, err := t.inboxRow(ctx, eventID)
+	r, err := known(ctx, t, t.inbox, eventID, t.loadInbox)
 	if err != nil {
 		return false, err
 	}
 	if r.exists {
 		return false, nil
 	}
-	t.setInbox(eventID, inboxRow{entry: e, exists: true, added: true, name: eventName})
+	set(t, t.inbox, eventID, inboxRow{entry: e, exists: true, added: true, name: eventName})
 	return true, nil
 }
 
 // Inbox returns the inbox entry of eventID.
 func (t *tx) Inbox(ctx context.Context, eventID string) (order.InboxEntry, bool, error) {
-	r, err := t.inboxRow(ctx, eventID)
+	r, err := known(ctx, t, t.inbox, eventID, t.loadInbox)
 	if err != nil {
 		return order.InboxEntry{}, false, err
 	}

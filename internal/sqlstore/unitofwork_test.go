@@ -128,7 +128,7 @@ func TestLargeBatch(t *testing.T) {
 	t.Parallel()
 	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := testContext(t)
-		const n = 2100 // orders: more than 30,000/16 per INSERT, 1,000 per IN list
+		const n = 2100 // orders: more than one SQLite statement (256 rows) or IN list (1,024 ids) takes
 		var ids, events []string
 		var want []*order.Order
 		for i := range n {
