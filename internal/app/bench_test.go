@@ -56,6 +56,9 @@ func BenchmarkDrain(b *testing.B) {
 					Env: map[string]string{"LOG_LEVEL": "info"}})
 				start := time.Now()
 				for in.App.Consumer().Status().Handled < backlog {
+					if time.Since(start) > 5*time.Minute {
+						b.Fatalf("%d of %d events handled after 5 minutes", in.App.Consumer().Status().Handled, backlog)
+					}
 					time.Sleep(2 * time.Millisecond)
 				}
 				total += time.Since(start)

@@ -36,53 +36,45 @@ func cancelled(eventID, orderID string) []byte {
 // inbox must not let the refusal be judged anew.
 func TestRefusalIsSticky(t *testing.T) {
 	t.Parallel()
-	for _, dialect := range sqlstoretest.Dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			st := sqlstoretest.Open(t, dialect)
-			ctx := context.Background()
-			if _, err := st.SetStock(ctx, "scarce", 2); err != nil {
-				t.Fatal(err)
-			}
-			h := newHandler(st, &ordertest.Notifier{})
+	eachDialect(t, map[string]int64{"scarce": 2}, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
+		ctx := context.Background()
 
-			handle := func(value []byte) (events.Result, error) {
-				t.Helper()
-				return h.Handle(ctx, value)
-			}
-			if res, err := handle(created("a-created", "A", "scarce", 2)); err != nil || res != events.Applied {
-				t.Fatalf("A created: %v, %v", res, err)
-			}
-			bCreated := created("b-created", "B", "scarce", 2)
-			_, err := handle(bCreated)
-			wantRefusal(t, "B created", err, order.ReasonOutOfStock)
-			if res, err := handle(cancelled("a-cancelled", "A")); err != nil || res != events.Applied {
-				t.Fatalf("A cancelled: %v, %v", res, err)
-			}
-			wantStock(t, st, order.Stock{ProductID: "scarce", Available: 2})
+		handle := func(value []byte) (events.Result, error) {
+			t.Helper()
+			return h.Handle(ctx, value)
+		}
+		if res, err := handle(created("a-created", "A", "scarce", 2)); err != nil || res != events.Applied {
+			t.Fatalf("A created: %v, %v", res, err)
+		}
+		bCreated := created("b-created", "B", "scarce", 2)
+		_, err := handle(bCreated)
+		wantRefusal(t, "B created", err, order.ReasonOutOfStock)
+		if res, err := handle(cancelled("a-cancelled", "A")); err != nil || res != events.Applied {
+			t.Fatalf("A cancelled: %v, %v", res, err)
+		}
+		wantStock(t, st, order.Stock{ProductID: "scarce", Available: 2})
 
-			// The redeliveries.
-			_, err = handle(bCreated)
-			wantRefusal(t, "B created, redelivered", err, order.ReasonOutOfStock)
-			if !strings.Contains(err.Error(), "earlier delivery") {
-				t.Errorf("redelivered refusal = %q, want it to say it was refused before", err)
-			}
-			if res, err := handle(created("a-created", "A", "scarce", 2)); err != nil || res != events.Duplicate {
-				t.Errorf("A created, redelivered: %v, %v; want duplicate", res, err)
-			}
-			wantStock(t, st, order.Stock{ProductID: "scarce", Available: 2})
-			b, err := st.GetOrder(ctx, "B")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if b.Status != order.StatusNew {
-				t.Errorf("B status = %q, want new (kept for review, never processed)", b.Status)
-			}
-			if a, _ := st.GetOrder(ctx, "A"); a == nil || a.Status != order.StatusCancelled {
-				t.Errorf("A = %+v, want cancelled", a)
-			}
-		})
-	}
+		// The redeliveries.
+		_, err = handle(bCreated)
+		wantRefusal(t, "B created, redelivered", err, order.ReasonOutOfStock)
+		if !strings.Contains(err.Error(), "earlier delivery") {
+			t.Errorf("redelivered refusal = %q, want it to say it was refused before", err)
+		}
+		if res, err := handle(created("a-created", "A", "scarce", 2)); err != nil || res != events.Duplicate {
+			t.Errorf("A created, redelivered: %v, %v; want duplicate", res, err)
+		}
+		wantStock(t, st, order.Stock{ProductID: "scarce", Available: 2})
+		b, err := st.GetOrder(ctx, "B")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Status != order.StatusNew {
+			t.Errorf("B status = %q, want new (kept for review, never processed)", b.Status)
+		}
+		if a, _ := st.GetOrder(ctx, "A"); a == nil || a.Status != order.StatusCancelled {
+			t.Errorf("A = %+v, want cancelled", a)
+		}
+	})
 }
 
 // TestRefusalAfterPartialReservation: an order whose two lines of one product
@@ -91,28 +83,20 @@ func TestRefusalIsSticky(t *testing.T) {
 // untouched.
 func TestRefusalAfterPartialReservation(t *testing.T) {
 	t.Parallel()
-	for _, dialect := range sqlstoretest.Dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			st := sqlstoretest.Open(t, dialect)
-			ctx := context.Background()
-			if _, err := st.SetStock(ctx, "scarce", 1); err != nil {
-				t.Fatal(err)
-			}
-			h := newHandler(st, &ordertest.Notifier{})
-			v := []byte(`{"id":"e-2l","name":"OrderCreated","data":{"orderId":"L","customerId":"c","totalAmount":20.00,"currency":"USD","items":[{"productId":"scarce","quantity":1,"unitPrice":10.00,"totalPrice":10.00},{"productId":"scarce","quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`)
-			_, err := h.Handle(ctx, v)
-			wantRefusal(t, "two lines of one unit", err, order.ReasonOutOfStock)
-			wantStock(t, st, order.Stock{ProductID: "scarce", Available: 1})
-			o, err := st.GetOrder(ctx, "L")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if o.Status != order.StatusNew || o.Items[0].Reserved || o.Items[1].Reserved {
-				t.Errorf("kept order = %s with lines reserved %v/%v, want new and nothing reserved", o.Status, o.Items[0].Reserved, o.Items[1].Reserved)
-			}
-		})
-	}
+	eachDialect(t, map[string]int64{"scarce": 1}, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
+		ctx := context.Background()
+		v := []byte(`{"id":"e-2l","name":"OrderCreated","data":{"orderId":"L","customerId":"c","totalAmount":20.00,"currency":"USD","items":[{"productId":"scarce","quantity":1,"unitPrice":10.00,"totalPrice":10.00},{"productId":"scarce","quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`)
+		_, err := h.Handle(ctx, v)
+		wantRefusal(t, "two lines of one unit", err, order.ReasonOutOfStock)
+		wantStock(t, st, order.Stock{ProductID: "scarce", Available: 1})
+		o, err := st.GetOrder(ctx, "L")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Status != order.StatusNew || o.Items[0].Reserved || o.Items[1].Reserved {
+			t.Errorf("kept order = %s with lines reserved %v/%v, want new and nothing reserved", o.Status, o.Items[0].Reserved, o.Items[1].Reserved)
+		}
+	})
 }
 
 // TestRefusalOfOtherEvents: refusals of events that are not OrderCreated are
@@ -121,36 +105,31 @@ func TestRefusalAfterPartialReservation(t *testing.T) {
 // database column would refuse.
 func TestRefusalOfOtherEvents(t *testing.T) {
 	t.Parallel()
-	for _, dialect := range sqlstoretest.Dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			st := sqlstoretest.Open(t, dialect)
-			ctx := context.Background()
-			h := newHandler(st, &ordertest.Notifier{})
+	eachDialect(t, nil, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
+		ctx := context.Background()
 
-			early := cancelled("c-cancelled", "C")
-			_, err := h.Handle(ctx, early)
-			wantRefusal(t, "cancel before create", err, order.ReasonNotFound)
-			if res, err := h.Handle(ctx, created("c-created", "C", "plenty", 1)); err != nil || res != events.Applied {
-				t.Fatalf("C created: %v, %v", res, err)
-			}
-			_, err = h.Handle(ctx, early)
-			wantRefusal(t, "cancel before create, redelivered", err, order.ReasonNotFound)
-			if c, _ := st.GetOrder(ctx, "C"); c == nil || c.Status != order.StatusProcessing {
-				t.Errorf("C = %+v, want processing (the late redelivery of a refused cancel changes nothing)", c)
-			}
+		early := cancelled("c-cancelled", "C")
+		_, err := h.Handle(ctx, early)
+		wantRefusal(t, "cancel before create", err, order.ReasonNotFound)
+		if res, err := h.Handle(ctx, created("c-created", "C", "plenty", 1)); err != nil || res != events.Applied {
+			t.Fatalf("C created: %v, %v", res, err)
+		}
+		_, err = h.Handle(ctx, early)
+		wantRefusal(t, "cancel before create, redelivered", err, order.ReasonNotFound)
+		if c, _ := st.GetOrder(ctx, "C"); c == nil || c.Status != order.StatusProcessing {
+			t.Errorf("C = %+v, want processing (the late redelivery of a refused cancel changes nothing)", c)
+		}
 
-			odd := cancelled("d-cancelled", "D\u00ff-\xff")
-			_, err = h.Handle(ctx, odd)
-			if k := fault.KindOf(err); k != fault.Permanent {
-				t.Fatalf("cancel of an odd id: %v (%v), want permanent", err, k)
-			}
-			_, err2 := h.Handle(ctx, odd)
-			if fault.KindOf(err2) != fault.Permanent {
-				t.Fatalf("cancel of an odd id, redelivered: %v, want permanent", err2)
-			}
-		})
-	}
+		odd := cancelled("d-cancelled", "D\u00ff-\xff")
+		_, err = h.Handle(ctx, odd)
+		if k := fault.KindOf(err); k != fault.Permanent {
+			t.Fatalf("cancel of an odd id: %v (%v), want permanent", err, k)
+		}
+		_, err2 := h.Handle(ctx, odd)
+		if fault.KindOf(err2) != fault.Permanent {
+			t.Fatalf("cancel of an odd id, redelivered: %v, want permanent", err2)
+		}
+	})
 }
 
 // TestSharedProductsNoDeadlock: orders listing the same two products in
@@ -159,41 +138,31 @@ func TestRefusalOfOtherEvents(t *testing.T) {
 // deadlock to break.
 func TestSharedProductsNoDeadlock(t *testing.T) {
 	t.Parallel()
-	for _, dialect := range sqlstoretest.Dialects(t) {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			st := sqlstoretest.Open(t, dialect)
-			ctx := context.Background()
-			for _, p := range []string{"x", "y"} {
-				if _, err := st.SetStock(ctx, p, 1000); err != nil {
-					t.Fatal(err)
-				}
-			}
-			h := newHandler(st, &ordertest.Notifier{})
-			const perWorker = 40
-			errs := make(chan error, 2*perWorker)
-			var wg sync.WaitGroup
-			for w, products := range [][2]string{{"x", "y"}, {"y", "x"}} {
-				wg.Go(func() {
-					for i := range perWorker {
-						id := fmt.Sprintf("w%d-%d", w, i)
-						v := fmt.Appendf(nil, `{"id":%q,"name":"OrderCreated","data":{"orderId":%q,"customerId":"c","totalAmount":20.00,"currency":"USD","items":[{"productId":%q,"quantity":1,"unitPrice":10.00,"totalPrice":10.00},{"productId":%q,"quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`,
-							id, id, products[0], products[1])
-						if _, err := h.Handle(ctx, v); err != nil {
-							errs <- fmt.Errorf("order %s: %w", id, err)
-						}
+	eachDialect(t, map[string]int64{"x": 1000, "y": 1000}, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
+		ctx := context.Background()
+		const perWorker = 40
+		errs := make(chan error, 2*perWorker)
+		var wg sync.WaitGroup
+		for w, products := range [][2]string{{"x", "y"}, {"y", "x"}} {
+			wg.Go(func() {
+				for i := range perWorker {
+					id := fmt.Sprintf("w%d-%d", w, i)
+					v := fmt.Appendf(nil, `{"id":%q,"name":"OrderCreated","data":{"orderId":%q,"customerId":"c","totalAmount":20.00,"currency":"USD","items":[{"productId":%q,"quantity":1,"unitPrice":10.00,"totalPrice":10.00},{"productId":%q,"quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`,
+						id, id, products[0], products[1])
+					if _, err := h.Handle(ctx, v); err != nil {
+						errs <- fmt.Errorf("order %s: %w", id, err)
 					}
-				})
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Error(err)
-			}
-			wantStock(t, st, order.Stock{ProductID: "x", Available: 1000 - 2*perWorker, Reserved: 2 * perWorker})
-			wantStock(t, st, order.Stock{ProductID: "y", Available: 1000 - 2*perWorker, Reserved: 2 * perWorker})
-		})
-	}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		wantStock(t, st, order.Stock{ProductID: "x", Available: 1000 - 2*perWorker, Reserved: 2 * perWorker})
+		wantStock(t, st, order.Stock{ProductID: "y", Available: 1000 - 2*perWorker, Reserved: 2 * perWorker})
+	})
 }
 
 // TestHandleBatch: one transaction for a partition's records, each event
@@ -204,67 +173,77 @@ func TestSharedProductsNoDeadlock(t *testing.T) {
 // only the applied effects stand.
 func TestHandleBatch(t *testing.T) {
 	t.Parallel()
+	eachDialect(t, map[string]int64{"scarce": 1}, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
+		ctx := context.Background()
+
+		nul := fmt.Appendf(nil, `{"id":"e-nul","name":"OrderCreated","data":{"orderId":"N","customerId":"c-1","customerName":"a\u0000b","totalAmount":10.00,"currency":"USD","items":[{"productId":"p","quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`)
+		values := [][]byte{
+			created("e-a", "A", "scarce", 1), // applied: takes the last unit
+			created("e-b", "B", "scarce", 1), // refused: out_of_stock, kept as new
+			[]byte(`{"id":"e-x","name":`),    // malformed
+			created("e-a", "A", "scarce", 1), // duplicate of the first
+			nul,                              // refused by the database
+			created("e-c", "C", "plenty", 3), // applied
+			cancelled("e-a-cancel", "A"),     // applied: releases the unit
+			created("e-b", "B", "scarce", 1), // B again: still refused
+		}
+		metas := make([]*delivery.Meta, len(values))
+		for i := range metas {
+			metas[i] = &delivery.Meta{}
+		}
+		n, errs, stop := h.HandleBatch(ctx, values, metas)
+		if n != len(values) {
+			t.Fatalf("finished %d of %d: %v (stopped by %v)", n, len(values), errs, stop)
+		}
+		want := []string{"", order.ReasonOutOfStock, events.ReasonMalformedJSON, "", order.ReasonInvalid, "", "", order.ReasonOutOfStock}
+		if dialect == sqlstore.DialectSQLite {
+			want[4] = "" // SQLite stores a NUL
+		}
+		for i, w := range want {
+			switch kind, reason := fault.Of(errs[i]); {
+			case w == "" && errs[i] != nil:
+				t.Errorf("value %d: %v, want it applied", i, errs[i])
+			case w != "" && (kind != fault.Permanent || reason != w):
+				t.Errorf("value %d: %v (%v %q), want a permanent %s", i, errs[i], kind, reason, w)
+			}
+		}
+		if !metas[3].Duplicate || metas[0].Duplicate || metas[5].Duplicate {
+			t.Errorf("duplicate flags = %v %v %v, want only the redelivered event marked", metas[0].Duplicate, metas[3].Duplicate, metas[5].Duplicate)
+		}
+		if metas[5].EventID != "e-c" || metas[5].EventName != "OrderCreated" || metas[5].OrderID != "C" {
+			t.Errorf("meta of value 5 = %+v", metas[5])
+		}
+		wantStock(t, st, order.Stock{ProductID: "scarce", Available: 1})
+		for id, status := range map[string]order.Status{"A": order.StatusCancelled, "B": order.StatusNew, "C": order.StatusProcessing} {
+			if o, err := st.GetOrder(ctx, id); err != nil || o.Status != status {
+				t.Errorf("order %s = %+v, %v; want %s", id, o, err, status)
+			}
+		}
+		// A batch with nothing to apply is answered without the database.
+		n, errs, stop = h.HandleBatch(ctx, [][]byte{[]byte("{"), []byte(`{"id":"x","name":"Nope","data":{}}`)}, []*delivery.Meta{{}, {}})
+		if _, r0 := fault.Of(errs[0]); n != 2 || stop != nil || r0 != events.ReasonMalformedJSON || fault.KindOf(errs[1]) != fault.Permanent {
+			t.Errorf("undecodable batch: n %d, errs %v, stop %v", n, errs, stop)
+		}
+		if _, err := st.GetOrder(ctx, "N"); (err == nil) != (want[4] == "") {
+			t.Errorf("order N: %v; want it stored only where the database takes a NUL", err)
+		}
+	})
+}
+
+// eachDialect runs test as a parallel subtest per dialect, on a fresh store
+// with the given stock and a handler wired by newHandler.
+func eachDialect(t *testing.T, stock map[string]int64, test func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler)) {
+	t.Helper()
 	for _, dialect := range sqlstoretest.Dialects(t) {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			st := sqlstoretest.Open(t, dialect)
-			ctx := context.Background()
-			if _, err := st.SetStock(ctx, "scarce", 1); err != nil {
-				t.Fatal(err)
-			}
-			h := newHandler(st, &ordertest.Notifier{})
-
-			nul := fmt.Appendf(nil, `{"id":"e-nul","name":"OrderCreated","data":{"orderId":"N","customerId":"c-1","customerName":"a\u0000b","totalAmount":10.00,"currency":"USD","items":[{"productId":"p","quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`)
-			values := [][]byte{
-				created("e-a", "A", "scarce", 1), // applied: takes the last unit
-				created("e-b", "B", "scarce", 1), // refused: out_of_stock, kept as new
-				[]byte(`{"id":"e-x","name":`),    // malformed
-				created("e-a", "A", "scarce", 1), // duplicate of the first
-				nul,                              // refused by the database
-				created("e-c", "C", "plenty", 3), // applied
-				cancelled("e-a-cancel", "A"),     // applied: releases the unit
-				created("e-b", "B", "scarce", 1), // B again: still refused
-			}
-			metas := make([]*delivery.Meta, len(values))
-			for i := range metas {
-				metas[i] = &delivery.Meta{}
-			}
-			n, errs, stop := h.HandleBatch(ctx, values, metas)
-			if n != len(values) {
-				t.Fatalf("finished %d of %d: %v (stopped by %v)", n, len(values), errs, stop)
-			}
-			want := []string{"", order.ReasonOutOfStock, events.ReasonMalformedJSON, "", order.ReasonInvalid, "", "", order.ReasonOutOfStock}
-			if dialect == sqlstore.DialectSQLite {
-				want[4] = "" // SQLite stores a NUL
-			}
-			for i, w := range want {
-				switch kind, reason := fault.Of(errs[i]); {
-				case w == "" && errs[i] != nil:
-					t.Errorf("value %d: %v, want it applied", i, errs[i])
-				case w != "" && (kind != fault.Permanent || reason != w):
-					t.Errorf("value %d: %v (%v %q), want a permanent %s", i, errs[i], kind, reason, w)
+			for p, n := range stock {
+				if _, err := st.SetStock(context.Background(), p, n); err != nil {
+					t.Fatal(err)
 				}
 			}
-			if !metas[3].Duplicate || metas[0].Duplicate || metas[5].Duplicate {
-				t.Errorf("duplicate flags = %v %v %v, want only the redelivered event marked", metas[0].Duplicate, metas[3].Duplicate, metas[5].Duplicate)
-			}
-			if metas[5].EventID != "e-c" || metas[5].EventName != "OrderCreated" || metas[5].OrderID != "C" {
-				t.Errorf("meta of value 5 = %+v", metas[5])
-			}
-			wantStock(t, st, order.Stock{ProductID: "scarce", Available: 1})
-			for id, status := range map[string]order.Status{"A": order.StatusCancelled, "B": order.StatusNew, "C": order.StatusProcessing} {
-				if o, err := st.GetOrder(ctx, id); err != nil || o.Status != status {
-					t.Errorf("order %s = %+v, %v; want %s", id, o, err, status)
-				}
-			}
-			// A batch with nothing to apply is answered without the database.
-			n, errs, stop = h.HandleBatch(ctx, [][]byte{[]byte("{"), []byte(`{"id":"x","name":"Nope","data":{}}`)}, []*delivery.Meta{{}, {}})
-			if _, r0 := fault.Of(errs[0]); n != 2 || stop != nil || r0 != events.ReasonMalformedJSON || fault.KindOf(errs[1]) != fault.Permanent {
-				t.Errorf("undecodable batch: n %d, errs %v, stop %v", n, errs, stop)
-			}
-			if _, err := st.GetOrder(ctx, "N"); (err == nil) != (want[4] == "") {
-				t.Errorf("order N: %v; want it stored only where the database takes a NUL", err)
-			}
+			test(t, dialect, st, newHandler(st, &ordertest.Notifier{}))
 		})
 	}
 }
