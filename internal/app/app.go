@@ -76,30 +76,16 @@ type Options struct {
 }
 
 // batchSize is the most records of one partition a worker hands in at a
-// time. The combiner merges the batches of several partitions, up to
-// maxCombined records, into one transaction (group commit): one commit — on
-// SQLite one fsync — and a handful of multi-row statements for all of them
+// time, applied in one transaction (group commit): one commit — on SQLite
+// one fsync — and a handful of multi-row statements for all of them
 // (sqlstore's unit of work). On PostgreSQL concurrent transactions cannot
 // deadlock: each takes its row locks up front (order.Tx Preload) in one
 // fixed order.
-func batchSize(string) int { return 256 }
+const batchSize = 256
 
-// maxCombined bounds the records of one transaction.
+// maxCombined bounds the records of one transaction that merges several
+// partitions' batches (SQLite, see combiner).
 const maxCombined = 2048
-
-// concurrentTx is how many merged transactions run at once. On SQLite one:
-// its one writer takes them in turn anyway. On PostgreSQL every worker runs
-// its own (64 is more than there are workers): orderbench, 100,000 events,
-// drained 6.3k, 7.1k, 5.7k and 8.2k ev/s with 1, 2, 3 and 6 at once — the
-// server works on several transactions in parallel, and merging them lost
-// more than it saved in commits. Batches sharing stock rows still queue on
-// their locks.
-func concurrentTx(dialect string) int {
-	if dialect == sqlstore.DialectPostgres {
-		return 64
-	}
-	return 1
-}
 
 // startupDelays is the seed's connection retry schedule.
 var startupDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
@@ -154,7 +140,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	}
 	registry := events.DefaultRegistry(uc)
 	a.handler = events.NewHandler(registry, breaker.NewTransactor(a.dbBreaker, a.store), logger)
-	a.combine = newCombiner(a.handler.Apply, maxCombined, concurrentTx(a.store.Dialect()))
+	if a.store.Dialect() == sqlstore.DialectSQLite {
+		// PostgreSQL works on several transactions in parallel: there each
+		// worker runs its own. Merging measured slower (orderbench, 100,000
+		// events: 6.3k, 7.1k, 5.7k and 8.2k ev/s with 1, 2, 3 and 6
+		// merged transactions at once).
+		a.combine = newCombiner(a.handler.Apply, maxCombined)
+	}
 	a.newMetrics(registry.Names())
 	a.lagInterval = opts.LagInterval
 	if a.lagInterval <= 0 {
@@ -167,7 +159,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	}
 	copts := append(opts.ConsumerOpts[:len(opts.ConsumerOpts):len(opts.ConsumerOpts)],
 		kafka.WithObserver(a.observe),
-		kafka.WithBatchHandler(a.handleBatch, batchSize(a.store.Dialect())),
+		kafka.WithBatchHandler(a.handleBatch, batchSize),
 		kafka.WithClientOpts(kgo.WithHooks(a.metrics.KafkaClient("consumer"), a.gate)),
 		kafka.WithDLQClientOpts(kgo.WithHooks(a.metrics.KafkaClient("dlq"))),
 	)
@@ -198,8 +190,8 @@ func (a *App) handleRecord(ctx context.Context, rec *kgo.Record) error {
 	return err
 }
 
-// handleBatch hands a partition's records to the group commit, merged with
-// other partitions' (combiner).
+// handleBatch hands a partition's records to the group commit, on SQLite
+// merged with other partitions' (combiner).
 func (a *App) handleBatch(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (int, []error, error) {
 	values := make([][]byte, len(recs))
 	for i, r := range recs {
@@ -207,7 +199,11 @@ func (a *App) handleBatch(ctx context.Context, recs []*kgo.Record, metas []*deli
 	}
 	// Decoded here, in the partition's worker, while another batch's
 	// transaction may run: only the transaction is serial.
-	return a.combine.do(ctx, a.handler.Prepare(values, metas), metas)
+	pre := a.handler.Prepare(values, metas)
+	if a.combine == nil {
+		return a.handler.Apply(ctx, pre, metas)
+	}
+	return a.combine.do(ctx, pre, metas)
 }
 
 // openStore opens the database, retrying on the seed's schedule while it is

@@ -13,10 +13,10 @@ type batchFunc[T any] func(ctx context.Context, values []T, metas []*delivery.Me
 
 // combiner merges the batches that partition workers hand in at the same
 // time into one call of apply — one transaction for several partitions
-// (group commit across partitions). At most slots calls run at once (on
-// SQLite one: its one writer takes transactions in turn anyway); batches
-// handed in meanwhile queue, and the first worker to find a slot free
-// applies all that queued, with one commit. Under load this makes
+// (group commit across partitions). One call runs at a time — SQLite's one
+// writer takes transactions in turn anyway — and batches handed in meanwhile
+// queue; the first worker to find the writer free applies all that queued,
+// with one commit. Under load this makes
 // transactions larger and fewer; at a steady, lower rate it takes the
 // per-transaction cost (the commit's fsync) off each partition's latency.
 //
@@ -25,11 +25,10 @@ type batchFunc[T any] func(ctx context.Context, values []T, metas []*delivery.Me
 type combiner[T any] struct {
 	apply batchFunc[T]
 	max   int // most values in one merged call
-	slots int // most calls at once
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	running int // calls under way
+	busy    bool // a worker is applying
 	pending []*combined[T]
 }
 
@@ -43,8 +42,8 @@ type combined[T any] struct {
 	stop   error
 }
 
-func newCombiner[T any](apply batchFunc[T], max, slots int) *combiner[T] {
-	c := &combiner[T]{apply: apply, max: max, slots: slots}
+func newCombiner[T any](apply batchFunc[T], max int) *combiner[T] {
+	c := &combiner[T]{apply: apply, max: max}
 	c.cond = sync.NewCond(&c.mu)
 	return c
 }
@@ -55,14 +54,14 @@ func (c *combiner[T]) do(ctx context.Context, values []T, metas []*delivery.Meta
 	me := &combined[T]{values: values, metas: metas}
 	c.mu.Lock()
 	c.pending = append(c.pending, me)
-	for !me.done && c.running >= c.slots {
+	for !me.done && c.busy {
 		c.cond.Wait()
 	}
 	if me.done {
 		c.mu.Unlock()
 		return me.n, me.errs, me.stop
 	}
-	// A slot is free: apply what queued, me first.
+	// The writer is free: apply what queued, me first.
 	batch, size := []*combined[T]{me}, len(me.values)
 	rest := c.pending[:0]
 	for _, b := range c.pending {
@@ -76,13 +75,13 @@ func (c *combiner[T]) do(ctx context.Context, values []T, metas []*delivery.Meta
 	}
 	clear(c.pending[len(rest):])
 	c.pending = rest
-	c.running++
+	c.busy = true
 	c.mu.Unlock()
 
 	c.run(ctx, batch, size)
 
 	c.mu.Lock()
-	c.running--
+	c.busy = false
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	return me.n, me.errs, me.stop

@@ -55,7 +55,7 @@ func TestCombinerMergesQueuedBatches(t *testing.T) {
 				}
 				return len(values), errs, nil
 			}
-			c := newCombiner[[]byte](apply, 100, 1)
+			c := newCombiner[[]byte](apply, 100)
 			batch := func(prefix string, n int) [][]byte {
 				var out [][]byte
 				for i := range n {
