@@ -126,3 +126,20 @@ func TestSQLiteBusyIsTransient(t *testing.T) {
 		t.Errorf("kind = %v, want transient: %v", k, err)
 	}
 }
+
+func TestDialectOf(t *testing.T) {
+	for url, want := range map[string]string{
+		"sqlite://orders.db":                 DialectSQLite,
+		"sqlite://:memory:":                  DialectSQLite,
+		"postgres://u@127.0.0.1/db":          DialectPostgres,
+		"postgresql://u@127.0.0.1/db":        DialectPostgres,
+		"mysql://u@127.0.0.1/db":             "",
+		"orders.db":                          "",
+		"SQLITE://orders.db":                 "",
+		"postgres:/missing-slash@127.0.0.1/": "",
+	} {
+		if got := DialectOf(url); got != want {
+			t.Errorf("DialectOf(%q) = %q, want %q", url, got, want)
+		}
+	}
+}

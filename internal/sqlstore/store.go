@@ -89,10 +89,10 @@ func open(ctx context.Context, url string, logger *slog.Logger, busyTimeout time
 	}
 	s := &Store{log: logger, now: time.Now, shared: make(map[string]*sql.Stmt)}
 	var err error
-	switch {
-	case strings.HasPrefix(url, "sqlite://"):
+	switch DialectOf(url) {
+	case DialectSQLite:
 		err = s.openSQLite(ctx, strings.TrimPrefix(url, "sqlite://"), busyTimeout)
-	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+	case DialectPostgres:
 		err = s.openPostgres(url)
 	default:
 		return nil, fmt.Errorf("database url: unsupported scheme in %q: want sqlite://PATH or postgres://…", redactedScheme(url))
@@ -101,6 +101,18 @@ func open(ctx context.Context, url string, logger *slog.Logger, busyTimeout time
 		return nil, err
 	}
 	return s, nil
+}
+
+// DialectOf reports which database a DATABASE_URL names, by its scheme:
+// DialectSQLite, DialectPostgres, or "" for a scheme Open refuses.
+func DialectOf(url string) string {
+	switch {
+	case strings.HasPrefix(url, "sqlite://"):
+		return DialectSQLite
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return DialectPostgres
+	}
+	return ""
 }
 
 // redactedScheme returns only the scheme of a URL, so that an unsupported URL
