@@ -29,7 +29,8 @@ var (
 // with their items, changed orders and reserved flags, changed stock — each
 // in one statement per table (more only for a very large batch), rows in key
 // order. Rows it reads were locked when read (PostgreSQL), so it takes no
-// new lock on them; new keys it inserts in key order.
+// new lock on them; new keys it inserts in key order. On PostgreSQL the
+// statements go as one, in one round trip (see execWrites).
 //
 // An inbox entry or an order that another transaction inserted since this one
 // looked for it (another delivery of the same event, committed meanwhile) is
@@ -37,13 +38,58 @@ var (
 // then finds it.
 func (t *tx) flush(ctx context.Context) error {
 	now := t.s.timeArg(t.s.now())
-	if err := t.flushInbox(ctx, now); err != nil {
-		return err
+	var ws []write
+	ws = t.inboxWrites(ws, now)
+	ws = t.orderWrites(ws)
+	ws = t.stockWrites(ws, now)
+	if len(ws) == 0 {
+		return nil
 	}
-	if err := t.flushOrders(ctx); err != nil {
-		return err
+	if t.s.dialect == DialectPostgres {
+		return t.execWrites(ctx, ws)
 	}
-	return t.flushStock(ctx, now)
+	for _, w := range ws {
+		n, err := t.execRows(ctx, w.head, w.types, w.tail, w.args)
+		if err != nil {
+			return classify(fmt.Errorf("%s: %w", w.what, err))
+		}
+		if err := w.check(n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write is one multi-row statement of flush: head + rows + tail (see
+// execRows), and the check of how many rows it changed.
+type write struct {
+	what       string // for errors: "create 3 orders"
+	head, tail string
+	types      []string
+	args       []any
+	check      func(changed int) error
+}
+
+// rowsWrite is a write that must change every row it is given.
+func rowsWrite(what, head string, types []string, tail string, args []any, gone string) write {
+	return write{what: what, head: head, tail: tail, types: types, args: args, check: func(n int) error {
+		if want := len(args) / len(types); n != want {
+			return fmt.Errorf("%s: %d rows changed: %s", what, n, gone)
+		}
+		return nil
+	}}
+}
+
+// insertWrite is a write of new keys (ON CONFLICT DO NOTHING): a key that
+// is already there was inserted by another transaction since this one
+// looked for it.
+func insertWrite(what, head string, types []string, tail string, args []any) write {
+	return write{what: what, head: head, tail: tail, types: types, args: args, check: func(n int) error {
+		if want := len(args) / len(types); n != want {
+			return fault.AsTransient(fmt.Errorf("%s: %d already there: %w", what, want-n, errConcurrent))
+		}
+		return nil
+	}}
 }
 
 // sortedKeys returns the keys of m whose row satisfies keep, in order.
@@ -60,10 +106,10 @@ func sortedKeys[R any](m map[string]R, keep func(R) bool) []string {
 
 var errConcurrent = errors.New("another transaction inserted it since this one looked (another delivery of the same event?); the transaction is tried again")
 
-func (t *tx) flushInbox(ctx context.Context, now any) error {
+func (t *tx) inboxWrites(ws []write, now any) []write {
 	ids := sortedKeys(t.inbox, func(r inboxRow) bool { return r.added })
 	if len(ids) == 0 {
-		return nil
+		return ws
 	}
 	args := make([]any, 0, len(inboxTypes)*len(ids))
 	for _, id := range ids {
@@ -74,18 +120,12 @@ func (t *tx) flushInbox(ctx context.Context, now any) error {
 		}
 		args = append(args, id, r.name, now, outcome, r.entry.Refusal.Reason, r.entry.Refusal.Detail)
 	}
-	n, err := t.execRows(ctx, `INSERT INTO processed_events (event_id, event_name, processed_at, outcome, reason, detail) `,
-		inboxTypes, ` ON CONFLICT (event_id) DO NOTHING`, args)
-	if err != nil {
-		return classify(fmt.Errorf("record %d events in the inbox: %w", len(ids), err))
-	}
-	if n != len(ids) {
-		return fault.AsTransient(fmt.Errorf("record %d events in the inbox: %d already there: %w", len(ids), len(ids)-n, errConcurrent))
-	}
-	return nil
+	return append(ws, insertWrite(fmt.Sprintf("record %d events in the inbox", len(ids)),
+		`INSERT INTO processed_events (event_id, event_name, processed_at, outcome, reason, detail) `,
+		inboxTypes, ` ON CONFLICT (event_id) DO NOTHING`, args))
 }
 
-func (t *tx) flushOrders(ctx context.Context) error {
+func (t *tx) orderWrites(ws []write) []write {
 	created := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base == nil })
 	updated := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base != nil })
 	if len(created) > 0 {
@@ -101,20 +141,16 @@ func (t *tx) flushOrders(ctx context.Context) error {
 				items = append(items, o.ID, i+1, it.ProductID, it.Quantity, it.UnitPrice, it.TotalPrice, it.Reserved)
 			}
 		}
-		n, err := t.execRows(ctx, `INSERT INTO orders (`+orderColumns+`) `, orderTypes, ` ON CONFLICT (id) DO NOTHING`, args)
-		if err != nil {
-			return classify(fmt.Errorf("create %d orders: %w", len(created), err))
-		}
-		if n != len(created) {
-			return fault.AsTransient(fmt.Errorf("create %d orders: %d already there: %w", len(created), len(created)-n, errConcurrent))
-		}
-		if _, err := t.execRows(ctx, `INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price, total_price, reserved) `,
-			itemTypes, ``, items); err != nil {
-			return classify(fmt.Errorf("create %d orders: items: %w", len(created), err))
+		what := fmt.Sprintf("create %d orders", len(created))
+		ws = append(ws, insertWrite(what, `INSERT INTO orders (`+orderColumns+`) `, orderTypes, ` ON CONFLICT (id) DO NOTHING`, args))
+		if len(items) > 0 {
+			ws = append(ws, rowsWrite(what+": items",
+				`INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price, total_price, reserved) `,
+				itemTypes, ``, items, "an item was not inserted"))
 		}
 	}
 	if len(updated) == 0 {
-		return nil
+		return ws
 	}
 	args := make([]any, 0, len(orderUpdate)*len(updated))
 	var items []any
@@ -129,44 +165,94 @@ func (t *tx) flushOrders(ctx context.Context) error {
 			}
 		}
 	}
-	n, err := t.execRows(ctx, `WITH v (id, status, shipping_cost, discount, final_total, refund_amount,
+	what := fmt.Sprintf("update %d orders", len(updated))
+	ws = append(ws, rowsWrite(what, `WITH v (id, status, shipping_cost, discount, final_total, refund_amount,
 		cancellation_reason, tracking_number, updated_at) AS (`, orderUpdate, `)
 		UPDATE orders SET status = v.status, shipping_cost = v.shipping_cost, discount = v.discount,
 		final_total = v.final_total, refund_amount = v.refund_amount, cancellation_reason = v.cancellation_reason,
 		tracking_number = v.tracking_number, updated_at = v.updated_at
-		FROM v WHERE orders.id = v.id`, args)
-	if err != nil {
-		return classify(fmt.Errorf("update %d orders: %w", len(updated), err))
-	}
-	if n != len(updated) {
-		return fmt.Errorf("update %d orders: %d rows changed: an order read in this transaction is gone", len(updated), n)
-	}
-	if _, err := t.execRows(ctx, `WITH v (order_id, line_no, reserved) AS (`, itemUpdate, `)
+		FROM v WHERE orders.id = v.id`, args, "an order read in this transaction is gone"))
+	if len(items) > 0 {
+		ws = append(ws, rowsWrite(what+": items", `WITH v (order_id, line_no, reserved) AS (`, itemUpdate, `)
 		UPDATE order_items SET reserved = v.reserved
-		FROM v WHERE order_items.order_id = v.order_id AND order_items.line_no = v.line_no`, items); err != nil {
-		return classify(fmt.Errorf("update %d orders: items: %w", len(updated), err))
+		FROM v WHERE order_items.order_id = v.order_id AND order_items.line_no = v.line_no`, items,
+			"an item read in this transaction is gone"))
 	}
-	return nil
+	return ws
 }
 
-func (t *tx) flushStock(ctx context.Context, now any) error {
+func (t *tx) stockWrites(ws []write, now any) []write {
 	ids := sortedKeys(t.stock, func(r stockRow) bool { return r.dirty })
 	if len(ids) == 0 {
-		return nil
+		return ws
 	}
 	args := make([]any, 0, len(stockUpdate)*len(ids))
 	for _, id := range ids {
 		st := t.stock[id].st
 		args = append(args, id, st.Available, st.Reserved, now)
 	}
-	n, err := t.execRows(ctx, `WITH v (product_id, available, reserved, updated_at) AS (`, stockUpdate, `)
+	return append(ws, rowsWrite(fmt.Sprintf("update stock of %d products", len(ids)),
+		`WITH v (product_id, available, reserved, updated_at) AS (`, stockUpdate, `)
 		UPDATE stock SET available = v.available, reserved = v.reserved, updated_at = v.updated_at
-		FROM v WHERE stock.product_id = v.product_id`, args)
-	if err != nil {
-		return classify(fmt.Errorf("update stock of %d products: %w", len(ids), err))
+		FROM v WHERE stock.product_id = v.product_id`, args, "a stock record read in this transaction is gone"))
+}
+
+// execWrites runs the writes of flush on PostgreSQL as one statement, each
+// a data-modifying WITH query, in one round trip instead of one each: a
+// batch's transaction spent more time waiting for those round trips than in
+// them (orderbench's latency phase: 2.6 ms of flush per transaction of 6
+// events). Foreign keys are checked at the end of the statement, so items
+// see the orders inserted beside them.
+func (t *tx) execWrites(ctx context.Context, ws []write) error {
+	var (
+		q      strings.Builder
+		counts strings.Builder
+		args   []any
+		whats  []string
+	)
+	for i, w := range ws {
+		if i == 0 {
+			q.WriteString("WITH ")
+		} else {
+			q.WriteString(", ")
+			counts.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "w%d AS (%s%s%s RETURNING 1)", i, w.head, unnestList(w.types, len(args)+1), w.tail)
+		fmt.Fprintf(&counts, "(SELECT count(*) FROM w%d)", i)
+		args = append(args, columnArrays(w.types, w.args)...)
+		whats = append(whats, w.what)
 	}
-	if n != len(ids) {
-		return fmt.Errorf("update stock of %d products: %d rows changed: a stock record read in this transaction is gone", len(ids), n)
+	q.WriteString(" SELECT ")
+	q.WriteString(counts.String())
+	changed := make([]int64, len(ws))
+	dest := make([]any, len(ws))
+	for i := range changed {
+		dest[i] = &changed[i]
+	}
+	err := func() error {
+		rows, err := t.q.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if !rows.Next() {
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			return errors.New("no row of counts")
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		return rows.Close()
+	}()
+	if err != nil {
+		return classify(fmt.Errorf("%s: %w", strings.Join(whats, ", "), err))
+	}
+	for i, w := range ws {
+		if err := w.check(int(changed[i])); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -192,7 +278,7 @@ func (t *tx) execRows(ctx context.Context, head string, types []string, tail str
 		return 0, nil
 	}
 	if t.s.dialect == DialectPostgres {
-		res, err := t.q.ExecContext(ctx, head+unnestList(types)+tail, columnArrays(types, args)...)
+		res, err := t.q.ExecContext(ctx, head+unnestList(types, 1)+tail, columnArrays(types, args)...)
 		if err != nil {
 			return 0, err
 		}
@@ -235,16 +321,16 @@ func (s *Store) valuesList(cols, rows int) string {
 	return b.String()
 }
 
-// unnestList returns "SELECT * FROM unnest(CAST($1 AS TEXT[]), …)" for
-// columns of types.
-func unnestList(types []string) string {
+// unnestList returns "SELECT * FROM unnest(CAST($first AS TEXT[]), …)"
+// for columns of types.
+func unnestList(types []string, first int) string {
 	var b strings.Builder
 	b.WriteString("SELECT * FROM unnest(")
 	for i, typ := range types {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "CAST($%d AS %s[])", i+1, typ)
+		fmt.Fprintf(&b, "CAST($%d AS %s[])", first+i, typ)
 	}
 	b.WriteByte(')')
 	return b.String()
