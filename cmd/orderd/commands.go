@@ -151,11 +151,11 @@ func startCPUProfile(path string) (stop func(), err error) {
 // PostgreSQL's do not. orderbench's 200,000-event drain, three runs each:
 // SQLite at 56 MiB peaked at 92.0–92.7 MiB RSS, at 68 MiB at 98.8–99.7 MiB;
 // PostgreSQL at 56 MiB drained 17.9k–19.6k ev/s and peaked at 86.8–93.0 MiB,
-// at 68 MiB 21.6k–22.0k ev/s and 87.6–90.1 MiB (the collector ran less
-// often).
+// at 64 MiB 21.3k–23.4k ev/s and 85.3–86.8 MiB (the collector ran less
+// often); 68 MiB drained as fast but one of five runs peaked at 95.2 MiB.
 func memoryLimit(databaseURL string) int64 {
 	if sqlstore.DialectOf(databaseURL) == sqlstore.DialectPostgres {
-		return 68 << 20
+		return 64 << 20
 	}
 	return 56 << 20
 }
