@@ -144,9 +144,12 @@ func (t *tx) orderWrites(ws []write) []write {
 		what := fmt.Sprintf("create %d orders", len(created))
 		ws = append(ws, insertWrite(what, `INSERT INTO orders (`+orderColumns+`) `, orderTypes, ` ON CONFLICT (id) DO NOTHING`, args))
 		if len(items) > 0 {
+			// The items of an order another transaction inserted meanwhile
+			// are skipped too: the order's check (transient) comes first,
+			// also on PostgreSQL, where both go in one statement.
 			ws = append(ws, rowsWrite(what+": items",
 				`INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price, total_price, reserved) `,
-				itemTypes, ``, items, "an item was not inserted"))
+				itemTypes, ` ON CONFLICT (order_id, line_no) DO NOTHING`, items, "an item was not inserted"))
 		}
 	}
 	if len(updated) == 0 {

@@ -244,6 +244,61 @@ func TestConcurrentInboxInsertIsTransient(t *testing.T) {
 	}
 }
 
+// TestConcurrentOrderInsertIsTransient: two events (different ids) creating
+// the same order, in transactions that both looked before either committed.
+// The second finds the order inserted when it writes, and must fail as
+// transient — to be tried again and then compared with the stored order —
+// not with a constraint violation on the order's items, which on PostgreSQL
+// go in the same statement as the order.
+func TestConcurrentOrderInsertIsTransient(t *testing.T) {
+	t.Parallel()
+	// PostgreSQL only: SQLite runs one write transaction at a time, so the
+	// second cannot look before the first commits.
+	s := sqlstoretest.Open(t, sqlstore.DialectPostgres)
+	ctx := testContext(t)
+	var bothLooked, firstDone sync.WaitGroup
+	bothLooked.Add(2)
+	firstDone.Add(1)
+	apply := func(eventID string, wait bool) error {
+		return s.InTx(ctx, func(tx order.Tx) error {
+			if err := tx.Preload(ctx, order.Keys{EventIDs: []string{eventID}, OrderIDs: []string{"o1"}}); err != nil {
+				return err
+			}
+			bothLooked.Done()
+			bothLooked.Wait()
+			if wait {
+				firstDone.Wait()
+			}
+			if _, err := tx.MarkProcessed(ctx, eventID, "OrderCreated"); err != nil {
+				return err
+			}
+			if _, err := tx.Order(ctx, "o1"); order.ReasonOf(err) != order.ReasonNotFound {
+				return fmt.Errorf("order before creating it: %v, want not found", err)
+			}
+			return tx.CreateOrder(ctx, newOrder(t, "o1"))
+		})
+	}
+	errs := make(chan error, 1)
+	go func() { errs <- apply("e2", true) }()
+	if err := apply("e1", false); err != nil {
+		t.Fatal(err)
+	}
+	firstDone.Done()
+	err := <-errs
+	if err == nil || fault.KindOf(err) != fault.Transient {
+		t.Fatalf("second transaction: %v (%v), want a transient error", err, fault.KindOf(err))
+	}
+	err = s.InTx(ctx, func(tx order.Tx) error {
+		if _, found, err := tx.Inbox(ctx, "e2"); err != nil || found {
+			return fmt.Errorf("the failed transaction's inbox entry: found %v, %v; want none", found, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
 // TestUnstorableTextLeavesTheTransactionUsable: on PostgreSQL a statement
 // that fails aborts its transaction, and with it a whole batch. Text
 // PostgreSQL cannot store is refused before any statement, so the other
