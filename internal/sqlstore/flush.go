@@ -201,11 +201,14 @@ func (t *tx) stockWrites(ws []write, now any) []write {
 }
 
 // execWrites runs the writes of flush on PostgreSQL as one statement, each
-// a data-modifying WITH query, in one round trip instead of one each: a
-// batch's transaction spent more time waiting for those round trips than in
-// them (orderbench's latency phase: 2.6 ms of flush per transaction of 6
-// events). Foreign keys are checked at the end of the statement, so items
-// see the orders inserted beside them.
+// a data-modifying WITH query, so that a transaction's writes cost one round
+// trip: a timing patch had a 6-event transaction of orderbench's latency
+// phase spend 2.6 ms in four flush statements. Each write's rows are
+// "SELECT * FROM unnest(CAST($n AS TEXT[]), …)", an array parameter per
+// column, so the statement's shape depends on which tables are written, not
+// on the row count, and the server parses and binds far less than a VALUES
+// list. Foreign keys are checked at the end of the statement, so items see
+// the orders inserted beside them.
 func (t *tx) execWrites(ctx context.Context, ws []write) error {
 	var (
 		q      strings.Builder
@@ -260,33 +263,21 @@ func (t *tx) execWrites(ctx context.Context, ws []write) error {
 	return nil
 }
 
-// maxRows bounds the rows of one statement of execRows on SQLite.
+// maxRows bounds the rows of one statement of execRows.
 const maxRows = 256
 
-// execRows runs head + rows + tail, where rows is a query yielding args —
-// rows of len(types) values each — and returns how many rows the statements
-// changed.
-//
-// On PostgreSQL rows is "SELECT * FROM unnest($1::TEXT[], …)", an array
-// parameter per column: one statement of one shape whatever the row count,
-// and far less for the server to parse and bind than a VALUES list (types
-// are the columns' types). On SQLite rows is a VALUES list, maxRows to a
-// statement and the rest in statements of a power of two rows each (250
-// rows: 128, 64, 32, 16, 8, 2), so that a handful of statement shapes serve
-// every batch and stay prepared (see stmtCache).
+// execRows runs, on SQLite, head + rows + tail, where rows is a VALUES list
+// of args — rows of len(types) values each — and returns how many rows the
+// statements changed. The list goes maxRows rows to a statement and the rest
+// in statements of a power of two rows each (250 rows: 128, 64, 32, 16, 8,
+// 2), so that a handful of statement shapes serve every batch and stay
+// prepared (see stmtCache). PostgreSQL takes the rows as arrays instead (see
+// execWrites).
 func (t *tx) execRows(ctx context.Context, head string, types []string, tail string, args []any) (int, error) {
 	cols := len(types)
 	rows := len(args) / cols
 	if rows == 0 {
 		return 0, nil
-	}
-	if t.s.dialect == DialectPostgres {
-		res, err := t.q.ExecContext(ctx, head+unnestList(types, 1)+tail, columnArrays(types, args)...)
-		if err != nil {
-			return 0, err
-		}
-		n, err := res.RowsAffected()
-		return int(n), err
 	}
 	changed := 0
 	for start := 0; start < rows; {
