@@ -37,6 +37,8 @@ func TestDecodeChecks(t *testing.T) {
 		{"long string", strings.Replace(valid, `"c-1"`, `"`+strings.Repeat("c", 1025)+`"`, 1), "at most 1024"},
 		{"wrong type", strings.Replace(valid, `"customerId":"c-1"`, `"customerId":5`, 1), "customerId"},
 		{"not UTF-8", strings.Replace(valid, "c-1", "c-\xff", 1), "UTF-8"},
+		{"bad item price names its item", strings.Replace(valid, `"unitPrice":75.0`, `"unitPrice":"75"`, 1), "items[0].unitPrice must be a number"},
+		{"trailing bytes", valid + ` {"orderId":"o-2"}`, "after top-level value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
