@@ -92,7 +92,7 @@ func (h *Handler) Apply(ctx context.Context, pre []Prepared, metas []*delivery.M
 	errs = make([]error, len(pre))
 	run := func(tx order.Tx) error {
 		if tx != nil {
-			if err := tx.Preload(ctx, keysOf(pre)); err != nil {
+			if err := tx.Preload(ctx, keysOf(pre, metas)); err != nil {
 				return err
 			}
 		}
@@ -128,15 +128,15 @@ func (h *Handler) Apply(ctx context.Context, pre []Prepared, metas []*delivery.M
 // keysOf names the rows the decoded events of a batch will touch: their
 // inbox entries, their orders and, where the decoded data lists them
 // (create.Input does), the stock of their products.
-func keysOf(pre []Prepared) order.Keys {
+func keysOf(pre []Prepared, metas []*delivery.Meta) order.Keys {
 	var k order.Keys
-	for _, p := range pre {
+	for i, p := range pre {
 		if p.err != nil {
 			continue
 		}
 		k.EventIDs = append(k.EventIDs, p.ev.ID)
-		if p.orderID != "" {
-			k.OrderIDs = append(k.OrderIDs, p.orderID)
+		if id := metas[i].OrderID; id != "" {
+			k.OrderIDs = append(k.OrderIDs, id)
 		}
 		if l, ok := p.ev.Decoded.(interface{ ProductIDs() []string }); ok {
 			k.ProductIDs = append(k.ProductIDs, l.ProductIDs()...)
@@ -148,10 +148,9 @@ func keysOf(pre []Prepared) order.Keys {
 // Prepared is one record value decoded ahead of its transaction: an event
 // and its processor, or the reason it cannot be applied.
 type Prepared struct {
-	ev      Envelope
-	orderID string
-	p       Processor
-	err     error
+	ev  Envelope
+	p   Processor
+	err error
 }
 
 // prepare decodes value — the envelope, then the data when the event has a
@@ -165,22 +164,20 @@ func (h *Handler) prepare(value []byte, meta *delivery.Meta) Prepared {
 	meta.EventID, meta.EventName = ev.ID, ev.Name
 	p, ok := h.registry.Lookup(ev.Name)
 	if !ok {
-		meta.OrderID = ev.OrderID()
-		return Prepared{err: fault.Permanentf(ReasonUnknownEvent, "no processor for event %q (known: %v)", ev.Name, h.registry.Names())}
+		err = fault.Permanentf(ReasonUnknownEvent, "no processor for event %q (known: %v)", ev.Name, h.registry.Names())
+	} else if d, ok := h.registry.decoders[ev.Name]; ok {
+		ev.Decoded, err = d(ev)
 	}
-	if d, ok := h.registry.decoders[ev.Name]; ok {
-		if ev.Decoded, err = d(ev); err != nil {
-			meta.OrderID = ev.OrderID()
-			return Prepared{err: err}
-		}
-	}
-	// The decoded data knows its order: no second pass over the JSON.
-	if o, ok := ev.Decoded.(interface{ OrderID() string }); ok {
+	// Decoded data that knows its order saves a second pass over the JSON.
+	if o, ok := ev.Decoded.(interface{ OrderID() string }); ok && err == nil {
 		meta.OrderID = o.OrderID()
 	} else {
 		meta.OrderID = ev.OrderID()
 	}
-	return Prepared{ev: ev, orderID: meta.OrderID, p: p}
+	if err != nil {
+		return Prepared{err: err}
+	}
+	return Prepared{ev: ev, p: p}
 }
 
 // applyOne applies one decoded event inside tx: nil when applied or already
