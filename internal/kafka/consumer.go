@@ -144,12 +144,9 @@ const (
 	// maxQueued records waiting in one partition's queue pause fetching
 	// that partition until half of them are handled, so a partition stuck
 	// on a transient error does not buffer its whole backlog in memory.
-	// Half of it must outlast a fetch round trip at full speed: with 1,000
-	// (half a fetch of 1 MiB of typical records) the workers ran dry
-	// waiting for fetches and orderbench drained SQLite at 8.5k ev/s with
-	// the service using 0.65 cores; with 4,000, 13.3k ev/s. (Those runs
-	// still stalled on fetchMaxWait; since, 1,024, 2,048 and 4,096 drain
-	// alike, within the noise.)
+	// Half of it should outlast a fetch round trip at full speed; with
+	// fetchMaxWait as it is, orderbench drained alike with 1,024, 2,048 and
+	// 4,096 (docs/BENCHMARKS.md).
 	maxQueued = 4096
 	// connectTries is the seed's start-up retry count; after it the
 	// consumer keeps trying in the background, logging at error once.
