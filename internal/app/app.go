@@ -94,8 +94,10 @@ var startupDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Secon
 // (opened with the seed's retry schedule and migrated), the use cases, the
 // event pipeline and the HTTP server bound to APP_HOST:APP_PORT. Nothing
 // consumes or serves until Run.
-func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (a *App, err error) {
-	a = &App{cfg: cfg, logger: logger}
+func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (_ *App, err error) {
+	// a stays set when New returns nil and an error: the deferred Close
+	// must release what was acquired before the failure.
+	a := &App{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
 			a.Close()

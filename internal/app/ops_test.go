@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/orderd/orderd/internal/app"
 	"github.com/orderd/orderd/internal/app/apptest"
+	"github.com/orderd/orderd/internal/config"
 	"github.com/orderd/orderd/internal/httpapi"
 	"github.com/orderd/orderd/internal/kafka"
 	"github.com/orderd/orderd/internal/sqlstore"
@@ -527,4 +529,48 @@ func TestDatabaseBreakerOpensPausesAndCloses(t *testing.T) {
 			t.Errorf("order b-%d missing", i)
 		}
 	}
+}
+
+// TestNewFailureReleasesWhatItAcquired: a start-up that fails late (here the
+// HTTP port is taken) returns an error naming the setting, and the embedded
+// broker it had already started is closed again, its port free.
+func TestNewFailureReleasesWhatItAcquired(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokerAddr := free.Addr().String()
+	free.Close()
+
+	dir := t.TempDir()
+	env := map[string]string{
+		"APP_HOST":            "127.0.0.1",
+		"APP_PORT":            fmt.Sprint(taken.Addr().(*net.TCPAddr).Port),
+		"DATABASE_URL":        sqlstoretest.URL(t, sqlstore.DialectSQLite),
+		"EMBEDDED_KAFKA_ADDR": brokerAddr,
+		"EMBEDDED_KAFKA_DIR":  "",
+		"LOG_FILE":            "",
+	}
+	cfg, err := config.LoadLookup(func(k string) (string, bool) { v, ok := env[k]; return v, ok }, filepath.Join(dir, "no.env"))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	a, err := app.New(t.Context(), cfg, slog.New(slog.DiscardHandler), app.Options{})
+	if err == nil {
+		a.Close()
+		t.Fatal("app.New succeeded on a port that is taken")
+	}
+	if !strings.Contains(err.Error(), "APP_HOST:APP_PORT") {
+		t.Errorf("error %q does not name APP_HOST:APP_PORT", err)
+	}
+	again, err := net.Listen("tcp", brokerAddr)
+	if err != nil {
+		t.Fatalf("the embedded broker's address %s is still taken after app.New failed: %v", brokerAddr, err)
+	}
+	again.Close()
 }
