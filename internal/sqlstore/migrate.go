@@ -12,7 +12,8 @@ import (
 	"github.com/pressly/goose/v3/lock"
 )
 
-// migrations is the schema, one goose SQL file set for both dialects.
+// migrations is the schema, one goose SQL file set for both dialects; the
+// Go migrations (byteOrderKeys) are added in Migrate.
 //
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -21,32 +22,45 @@ var migrations embed.FS
 // On PostgreSQL concurrent migrators (several instances starting at once)
 // take turns on an advisory lock scoped to the current schema.
 func (s *Store) Migrate(ctx context.Context) error {
-	fsys, err := fs.Sub(migrations, "migrations")
+	p, err := s.migrator(ctx)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true), goose.WithSlog(s.log)}
-	dialect := goose.DialectSQLite3
-	if s.dialect == DialectPostgres {
-		dialect = goose.DialectPostgres
-		id, err := s.lockID(ctx)
-		if err != nil {
-			return err
-		}
-		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(id), lock.WithLockTimeout(1, 300))
-		if err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-		opts = append(opts, goose.WithSessionLocker(locker))
-	}
-	p, err := goose.NewProvider(dialect, s.db, fsys, opts...)
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return err
 	}
 	if _, err := p.Up(ctx); err != nil {
 		return classify(fmt.Errorf("migrate: %w", err))
 	}
 	return nil
+}
+
+// migrator is goose's provider for the store's dialect and schema.
+func (s *Store) migrator(ctx context.Context) (*goose.Provider, error) {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	opts := []goose.ProviderOption{
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSlog(s.log),
+		goose.WithGoMigrations(s.byteOrderKeys()),
+	}
+	dialect := goose.DialectSQLite3
+	if s.dialect == DialectPostgres {
+		dialect = goose.DialectPostgres
+		id, err := s.lockID(ctx)
+		if err != nil {
+			return nil, err
+		}
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(id), lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, s.db, fsys, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return p, nil
 }
 
 // lockID derives the migration lock from the schema the tables go to, so

@@ -1,0 +1,47 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/pressly/goose/v3"
+)
+
+// byteOrderKeys is migration 3: on PostgreSQL the indexed text columns —
+// the keys every event looks up or inserts, and the status of the list
+// index — compare as bytes (COLLATE "C") instead of by the database's
+// locale. The keys are identifiers, never sorted for people, and every step
+// down a B-tree compares them: with a locale other than "C" (C.UTF-8
+// included, on PostgreSQL 15) that is a strcoll call instead of a memcmp.
+// orderbench PostgreSQL, 200,000 events, alternating runs: 24.9k, 26.5k and
+// 28.0k ev/s before, 27.8k, 29.2k and 29.8k after. SQLite already compares text as bytes (BINARY),
+// so there the migration only records its version.
+//
+// The ALTERs rewrite the tables and their indexes under an exclusive lock:
+// on a large existing database, expect start-up to wait for it once.
+func (s *Store) byteOrderKeys() *goose.Migration {
+	alter := func(collation string) func(context.Context, *sql.Tx) error {
+		return func(ctx context.Context, tx *sql.Tx) error {
+			if s.dialect != DialectPostgres {
+				return nil
+			}
+			for _, column := range []struct{ table, name string }{
+				{"order_items", "order_id"},
+				{"orders", "id"},
+				{"orders", "status"},
+				{"stock", "product_id"},
+				{"processed_events", "event_id"},
+			} {
+				q := fmt.Sprintf(`ALTER TABLE %s ALTER COLUMN %s TYPE TEXT COLLATE %s`, column.table, column.name, collation)
+				if _, err := tx.ExecContext(ctx, q); err != nil {
+					return fmt.Errorf("%s.%s: %w", column.table, column.name, err)
+				}
+			}
+			return nil
+		}
+	}
+	return goose.NewGoMigration(3,
+		&goose.GoFunc{RunTx: alter(`"C"`)},
+		&goose.GoFunc{RunTx: alter(`"default"`)})
+}

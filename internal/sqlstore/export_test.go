@@ -1,0 +1,26 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+)
+
+// MigrateDownTo undoes migrations down to version, for the tests of the
+// down migrations; the service itself only migrates up.
+func (s *Store) MigrateDownTo(ctx context.Context, version int64) error {
+	p, err := s.migrator(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = p.DownTo(ctx, version)
+	return err
+}
+
+// Collation returns the collation PostgreSQL reports for table.column in
+// the store's schema; "" is the database's default.
+func (s *Store) Collation(ctx context.Context, table, column string) (string, error) {
+	var c sql.NullString
+	err := s.db.QueryRowContext(ctx, `SELECT collation_name FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`, table, column).Scan(&c)
+	return c.String, err
+}
