@@ -123,6 +123,7 @@ func serve(ctx context.Context, args []string, getenv func(string) (string, bool
 	// leaves garbage that GOGC=400 would keep for a long while on an idle
 	// instance: collect it and give the memory back now.
 	debug.FreeOSMemory()
+	go trimWhenIdle(ctx)
 	return a.Run(ctx)
 }
 
