@@ -33,8 +33,9 @@ const (
 
 // ClientOpts returns the franz-go options every client of the service shares:
 // the seed brokers, whether they push metrics (NoMetricsPush) and the
-// transport security chosen by KAFKA_SECURITY_PROTOCOL. An empty protocol means PLAINTEXT. Errors name the
-// environment variable at fault and never contain the password.
+// transport security chosen by KAFKA_SECURITY_PROTOCOL. An empty protocol
+// means PLAINTEXT. Errors name the environment variable at fault and never
+// contain the password.
 func (c Config) ClientOpts() ([]kgo.Opt, error) {
 	if len(c.Brokers) == 0 {
 		return nil, errors.New("KAFKA_BROKER_URL: no brokers given")

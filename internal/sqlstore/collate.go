@@ -15,8 +15,9 @@ import (
 // down a B-tree compares them: with a locale other than "C" (C.UTF-8
 // included, on PostgreSQL 15) that is a strcoll call instead of a memcmp.
 // orderbench -store postgres -events 200000, three alternating pairs with
-// the commit before: 29.7k–30.4k ev/s before, 31.3k–32.3k after. SQLite already compares text as bytes (BINARY),
-// so there the migration only records its version.
+// the commit before: 29.7k–30.4k ev/s before, 31.3k–32.3k after. SQLite
+// already compares text as bytes (BINARY), so there the migration only
+// records its version.
 //
 // The ALTERs rewrite the tables and their indexes under an exclusive lock:
 // on a large existing database, expect start-up to wait for it once.

@@ -13,7 +13,7 @@ import (
 )
 
 // migrations is the schema, one goose SQL file set for both dialects; the
-// Go migrations (byteOrderKeys) are added in Migrate.
+// Go migrations (byteOrderKeys) are added in migrator.
 //
 //go:embed migrations/*.sql
 var migrations embed.FS
