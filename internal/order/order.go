@@ -103,13 +103,23 @@ func (o *Order) Money(minor int64) Money { return Money{Minor: minor, Currency: 
 func (o *Order) Clone() *Order {
 	c := *o
 	c.Items = slices.Clone(o.Items)
-	for _, p := range []**int64{&c.ShippingCost, &c.Discount, &c.FinalTotal, &c.RefundAmount} {
-		if *p != nil {
-			v := **p
-			*p = &v
-		}
-	}
+	c.CopyAmounts(o)
 	return &c
+}
+
+// CopyAmounts sets o's computed amounts (shipping cost, discount, final
+// total, refund) to copies of from's: o shares no pointer with from.
+func (o *Order) CopyAmounts(from *Order) {
+	o.ShippingCost, o.Discount, o.FinalTotal, o.RefundAmount =
+		copyAmount(from.ShippingCost), copyAmount(from.Discount), copyAmount(from.FinalTotal), copyAmount(from.RefundAmount)
+}
+
+func copyAmount(p *int64) *int64 {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }
 
 // ByProduct returns the indexes of o's items ordered by product id (lines of

@@ -379,7 +379,7 @@ func (t *tx) UpdateOrder(ctx context.Context, o *order.Order) error {
 	o.UpdatedAt = storedTime(o.UpdatedAt)
 	n := r.cur.Clone()
 	n.Status, n.CancellationReason, n.TrackingNumber, n.UpdatedAt = o.Status, o.CancellationReason, o.TrackingNumber, o.UpdatedAt
-	n.ShippingCost, n.Discount, n.FinalTotal, n.RefundAmount = copyOf(o.ShippingCost), copyOf(o.Discount), copyOf(o.FinalTotal), copyOf(o.RefundAmount)
+	n.CopyAmounts(o) // the transaction keeps no pointer into its caller's order
 	for i := range n.Items {
 		n.Items[i].Reserved = i < len(o.Items) && o.Items[i].Reserved
 	}
@@ -494,16 +494,6 @@ func storable(s string) string {
 		s = strings.ToValidUTF8(s[:1000], "")
 	}
 	return s
-}
-
-// copyOf returns a pointer to a copy of *p, or nil: the transaction keeps
-// no pointer into an order its caller may change later.
-func copyOf(p *int64) *int64 {
-	if p == nil {
-		return nil
-	}
-	v := *p
-	return &v
 }
 
 // nullable is a computed amount as a column value.
