@@ -21,8 +21,7 @@ type execQuerier interface {
 
 // querier is what *sql.DB and *sql.Tx have in common.
 type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	execQuerier
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
