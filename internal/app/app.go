@@ -120,7 +120,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 			return nil, fmt.Errorf("embedded broker (EMBEDDED_KAFKA_ADDR=%s): %w", cfg.EmbeddedKafkaAddr, err)
 		}
 		kcfg.Brokers = []string{a.embedded.Addr()}
-		kcfg.NoMetricsPush = true // the embedded broker has no operator to read them
 	}
 
 	a.store, err = openStore(ctx, cfg.DatabaseURL, logger)

@@ -32,18 +32,14 @@ const (
 )
 
 // ClientOpts returns the franz-go options every client of the service shares:
-// the seed brokers, whether they push metrics (NoMetricsPush) and the
-// transport security chosen by KAFKA_SECURITY_PROTOCOL. An empty protocol
-// means PLAINTEXT. Errors name the environment variable at fault and never
-// contain the password.
+// the seed brokers and the transport security chosen by
+// KAFKA_SECURITY_PROTOCOL. An empty protocol means PLAINTEXT. Errors name the
+// environment variable at fault and never contain the password.
 func (c Config) ClientOpts() ([]kgo.Opt, error) {
 	if len(c.Brokers) == 0 {
 		return nil, errors.New("KAFKA_BROKER_URL: no brokers given")
 	}
 	opts := []kgo.Opt{kgo.SeedBrokers(c.Brokers...)}
-	if c.NoMetricsPush {
-		opts = append(opts, kgo.DisableClientMetrics())
-	}
 
 	protocol := strings.ToUpper(strings.TrimSpace(c.SecurityProtocol))
 	if protocol == "" {

@@ -184,27 +184,6 @@ func TestClientOptsAcceptsEveryProtocol(t *testing.T) {
 	}
 }
 
-// TestClientOptsNoMetricsPush: the clients push their metrics to brokers
-// that subscribe them (franz-go's default) unless NoMetricsPush is set.
-func TestClientOptsNoMetricsPush(t *testing.T) {
-	for _, noPush := range []bool{false, true} {
-		cfg := kafka.Config{Brokers: []string{"127.0.0.1:9092"}, NoMetricsPush: noPush}
-		opts, err := cfg.ClientOpts()
-		if err != nil {
-			t.Fatalf("ClientOpts: %v", err)
-		}
-		cl, err := kgo.NewClient(opts...)
-		if err != nil {
-			t.Fatalf("NewClient: %v", err)
-		}
-		got := cl.OptValue(kgo.DisableClientMetrics)
-		cl.Close()
-		if got != noPush {
-			t.Errorf("NoMetricsPush %v: the client's DisableClientMetrics is %v", noPush, got)
-		}
-	}
-}
-
 func TestClientOptsSASL(t *testing.T) {
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech, func(t *testing.T) {

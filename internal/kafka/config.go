@@ -19,14 +19,6 @@ type Config struct {
 	SASLPassword     string
 	TLSCAFile        string
 
-	// NoMetricsPush keeps the clients from pushing their own metrics to the
-	// brokers (KIP-714), which they otherwise do whenever a broker
-	// subscribes them. The embedded broker subscribes every client and
-	// nobody reads what it receives, and the pushes were most of an idle
-	// instance's garbage: 9.3 of 11.2 MB allocated in 40 idle seconds
-	// (pprof allocs), 8 MB of it compressors built for each push.
-	NoMetricsPush bool
-
 	MaxAttempts     int           // tries for unclassified errors before the DLQ
 	ShutdownTimeout time.Duration // how long in-flight records may take at shutdown
 	RetryInitial    time.Duration // first backoff between attempts (default 100ms)

@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/orderd/orderd/internal/kafka"
 )
@@ -190,6 +191,35 @@ func TestEmbeddedDoesNotCreateTopicsImplicitly(t *testing.T) {
 	}
 	if info := e.Cluster().TopicInfo("order-event"); info != nil {
 		t.Errorf("misspelt topic was created: %+v", info)
+	}
+}
+
+// TestEmbeddedOffersNoClientMetrics: the embedded broker does not offer the
+// client-metrics APIs (KIP-714), so that its clients push none; the APIs the
+// service uses are there.
+func TestEmbeddedOffersNoClientMetrics(t *testing.T) {
+	e := embStart(t, kafka.EmbeddedConfig{Addr: "127.0.0.1:0", Partitions: 1, Topics: []string{"t"}})
+	cl := embClient(t, e.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("ApiVersions: %v", err)
+	}
+	offered := make(map[int16]bool)
+	for _, k := range resp.ApiKeys {
+		offered[k.ApiKey] = true
+	}
+	for _, k := range []kmsg.Key{kmsg.GetTelemetrySubscriptions, kmsg.PushTelemetry} {
+		if offered[int16(k)] {
+			t.Errorf("the embedded broker offers %s", kmsg.NameForKey(int16(k)))
+		}
+	}
+	for _, k := range []kmsg.Key{kmsg.Produce, kmsg.Fetch, kmsg.ListOffsets, kmsg.Metadata, kmsg.OffsetCommit,
+		kmsg.OffsetFetch, kmsg.JoinGroup, kmsg.SyncGroup, kmsg.Heartbeat, kmsg.CreateTopics, kmsg.DescribeGroups} {
+		if !offered[int16(k)] {
+			t.Errorf("the embedded broker does not offer %s", kmsg.NameForKey(int16(k)))
+		}
 	}
 }
 
