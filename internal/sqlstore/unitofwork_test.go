@@ -203,10 +203,11 @@ func racedWrites(t *testing.T, s *sqlstore.Store, look func(tx order.Tx, second 
 	firstDone.Add(1)
 	run := func(second bool) error {
 		return s.InTx(ctx, func(tx order.Tx) error {
-			if err := look(tx, second); err != nil {
+			err := look(tx, second)
+			bothLooked.Done() // also on failure: the other must not wait for ever
+			if err != nil {
 				return err
 			}
-			bothLooked.Done()
 			bothLooked.Wait()
 			if second {
 				firstDone.Wait()
