@@ -1,6 +1,7 @@
 package order
 
 import (
+	"fmt"
 	"math"
 	"math/big"
 	"testing"
@@ -48,4 +49,95 @@ func FuzzParsePlain(f *testing.F) {
 			t.Fatalf("ParseAmount(%q, %d digits) = %d, %v; the exact path gives %d, %v", text, digits, got, err, want, wantOK)
 		}
 	})
+}
+
+// FuzzFixedPointMoney: wherever a Decimal has a fixed-point form, FromMajor
+// and ApplyRate give what the exact rational paths give.
+func FuzzFixedPointMoney(f *testing.F) {
+	for _, s := range []string{"0", "0.10", "0.05", "5.99", "12.99", "100", "10000", "0.5", "0.125", "1.5e3",
+		"99999999999999", "100000000000000", "0.000000000001", "0.0000000000001", "-0.10", "1/4", "3"} {
+		for _, minor := range []int64{0, 1, -1, 5, 995, -995, 10005, 7950, math.MaxInt64 / 1000, math.MaxInt64, math.MinInt64} {
+			f.Add(s, minor, 2)
+		}
+	}
+	f.Fuzz(func(t *testing.T, text string, minor int64, digits int) {
+		r, ok := parseRat(text)
+		if !ok || digits < 0 || digits > 4 {
+			return
+		}
+		d := Decimal{r: r}
+		d.mant, d.exp, d.fixed = fixedPoint(r)
+		if d.fixed && new(big.Rat).SetFrac64(d.mant, pow10[d.exp]).Cmp(r) != 0 {
+			t.Fatalf("fixedPoint(%s) = %d / 10^%d", text, d.mant, d.exp)
+		}
+		if want := applyRateExact(minor, d); ApplyRate(minor, d) != want {
+			t.Fatalf("ApplyRate(%d, %s) = %d, exact %d", minor, text, ApplyRate(minor, d), want)
+		}
+		c := Currency{Code: "TST", Digits: digits}
+		if exact := new(big.Rat).Mul(r, new(big.Rat).SetInt64(c.scale())); exact.Num().BitLen() > 120 {
+			return // far beyond any amount: the exact path's own int64 overflow is not at issue here
+		}
+		if want := c.fromMajorExact(d); c.FromMajor(d) != want {
+			t.Fatalf("%d digits FromMajor(%s) = %d, exact %d", digits, text, c.FromMajor(d), want)
+		}
+	})
+}
+
+// TestFixedPointForms: the rules' usual values take the integer path.
+func TestFixedPointForms(t *testing.T) {
+	for _, tt := range []struct {
+		text  string
+		mant  int64
+		exp   int
+		fixed bool
+	}{
+		{"0.10", 1, 1, true},
+		{"5.99", 599, 2, true},
+		{"10000", 10000, 0, true},
+		{"0.125", 125, 3, true},
+		{"1/3", 0, 0, false},                 // no power of ten divides by 3
+		{"0.0000000000001", 0, 0, false},     // 10^-13: beyond maxFixedExp
+		{"100000000000001", 0, 0, false},     // beyond maxFixedMant
+		{"-100000000000000", -1e14, 0, true}, // at it
+	} {
+		r, ok := new(big.Rat).SetString(tt.text)
+		if !ok {
+			t.Fatalf("bad test value %q", tt.text)
+		}
+		mant, exp, fixed := fixedPoint(r)
+		if mant != tt.mant || exp != tt.exp || fixed != tt.fixed {
+			t.Errorf("fixedPoint(%s) = %d, %d, %v; want %d, %d, %v", tt.text, mant, exp, fixed, tt.mant, tt.exp, tt.fixed)
+		}
+	}
+}
+
+// TestFormatMatchesPrintf: appendFormat renders what the fmt formula it
+// replaced rendered, for every digit count and across magnitudes.
+func TestFormatMatchesPrintf(t *testing.T) {
+	values := []int64{0, 1, -1, 5, 9, 10, 99, 100, 101, 1005, -1005, 15000, 123456789, math.MaxInt64, math.MinInt64, math.MinInt64 + 1}
+	for p := int64(1); p < math.MaxInt64/10; p *= 10 {
+		values = append(values, p-1, p, p+1, -p, 7*p+3)
+	}
+	for digits := 0; digits <= 4; digits++ {
+		c := Currency{Code: "TST", Digits: digits}
+		for _, v := range values {
+			var want string
+			if digits == 0 {
+				want = fmt.Sprintf("%d", v)
+			} else {
+				sign, u := "", uint64(v)
+				if v < 0 {
+					sign, u = "-", uint64(-v)
+				}
+				s := uint64(c.scale())
+				want = fmt.Sprintf("%s%d.%0*d", sign, u/s, digits, u%s)
+			}
+			if got := c.Format(v); got != want {
+				t.Errorf("%d digits: Format(%d) = %q, want %q", digits, v, got, want)
+			}
+			if got := (Money{Minor: v, Currency: c}).String(); got != want+" TST" {
+				t.Errorf("%d digits: Money(%d).String() = %q, want %q", digits, v, got, want+" TST")
+			}
+		}
+	}
 }

@@ -102,8 +102,8 @@ func (uc *UseCase) Run(ctx context.Context, tx Store, in Input) (Output, error) 
 		return Output{}, err
 	}
 	// 7. Notify.
-	msg := fmt.Sprintf("Your order #%s is now being processed. Total: %s (includes %s shipping)",
-		o.ID, o.Money(final), o.Money(shipping))
+	msg := "Your order #" + o.ID + " is now being processed. Total: " + o.Money(final).String() +
+		" (includes " + o.Money(shipping).String() + " shipping)"
 	if err := uc.Notifier.Notify(ctx, order.Notification{CustomerID: o.CustomerID, OrderID: o.ID, Message: msg}); err != nil {
 		return Output{}, fmt.Errorf("notify customer: %w", err)
 	}
