@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
+
 	"github.com/orderd/orderd/internal/fault"
 )
 
@@ -46,8 +49,8 @@ func Decode(value []byte) (Envelope, error) {
 	if !utf8.Valid(value) {
 		return Envelope{}, fault.Permanentf(ReasonInvalidUTF8, "record value is not valid UTF-8")
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(value, &raw); err != nil {
+	var raw rawEnvelope
+	if err := jsonv2.Unmarshal(value, &raw, decodeOptions); err != nil {
 		if len(bytes.TrimSpace(value)) > 0 && json.Valid(value) {
 			return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope must be a JSON object")
 		}
@@ -56,13 +59,13 @@ func Decode(value []byte) (Envelope, error) {
 	var ev Envelope
 	for _, f := range []struct {
 		name string
+		raw  jsontext.Value
 		dst  *string
-	}{{"id", &ev.ID}, {"name", &ev.Name}} {
-		v, ok := raw[f.name]
-		if !ok {
+	}{{"id", raw.ID, &ev.ID}, {"name", raw.Name, &ev.Name}} {
+		if f.raw == nil {
 			return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field %q is required", f.name)
 		}
-		if err := json.Unmarshal(v, f.dst); err != nil {
+		if err := jsonv2.Unmarshal(f.raw, f.dst); err != nil {
 			return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field %q must be a string", f.name)
 		}
 		if *f.dst == "" {
@@ -72,16 +75,29 @@ func Decode(value []byte) (Envelope, error) {
 	if len(ev.ID) > MaxIDBytes {
 		return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope id is %d bytes, at most %d allowed", len(ev.ID), MaxIDBytes)
 	}
-	data, ok := raw["data"]
-	if !ok {
+	if raw.Data == nil {
 		return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field \"data\" is required")
 	}
-	if d := bytes.TrimSpace(data); len(d) == 0 || d[0] != '{' {
+	if raw.Data.Kind() != '{' {
 		return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field \"data\" must be an object")
 	}
-	ev.Data = data
+	ev.Data = json.RawMessage(raw.Data)
 	return ev, nil
 }
+
+// rawEnvelope is the envelope as Decode reads it: names match exactly, as
+// they always did here, and a field absent is nil.
+type rawEnvelope struct {
+	ID   jsontext.Value `json:"id"`
+	Name jsontext.Value `json:"name"`
+	Data jsontext.Value `json:"data"`
+}
+
+// decodeOptions keep encoding/json's acceptance of a repeated name (the last
+// one counts) for records, which decode with encoding/json/v2: it reads an
+// envelope in one pass, without a map, in a third of the time
+// (BenchmarkDecode).
+var decodeOptions = jsontext.AllowDuplicateNames(true)
 
 // OrderID returns data.orderId when it is a string, for logs and DLQ
 // headers. It reads data only as far as that field (usually the first), so a

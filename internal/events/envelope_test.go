@@ -26,6 +26,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"no name", `{"id":"1","data":{}}`, events.ReasonInvalidEnvelope},
 		{"no data", `{"id":"1","name":"OrderCreated"}`, events.ReasonInvalidEnvelope},
 		{"data not object", `{"id":"1","name":"OrderCreated","data":[1]}`, events.ReasonInvalidEnvelope},
+		{"data null", `{"id":"1","name":"OrderCreated","data":null}`, events.ReasonInvalidEnvelope},
+		{"null id", `{"id":null,"name":"OrderCreated","data":{}}`, events.ReasonInvalidEnvelope},
+		{"names match exactly", `{"ID":"1","name":"OrderCreated","data":{}}`, events.ReasonInvalidEnvelope},
 		{"over 1 MiB", `{"id":"1","name":"x","data":{"pad":"` + strings.Repeat("a", 1<<20) + `"}}`, events.ReasonTooLarge},
 	}
 	for _, tt := range tests {
@@ -36,6 +39,15 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("Decode = %v (%v %q), want permanent %q", err, kind, reason, tt.reason)
 			}
 		})
+	}
+}
+
+// TestDecodeRepeatedNameLastCounts: as with encoding/json before, the last
+// of a repeated envelope field counts (the decoder allows repeats).
+func TestDecodeRepeatedNameLastCounts(t *testing.T) {
+	ev, err := events.Decode([]byte(`{"id":"1","name":"OrderCreated","id":"2","data":{"a":1},"data":{"b":2}}`))
+	if err != nil || ev.ID != "2" || string(ev.Data) != `{"b":2}` {
+		t.Fatalf("Decode = %+v (data %s), %v; want id 2, data {\"b\":2}", ev, ev.Data, err)
 	}
 }
 

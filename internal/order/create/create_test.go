@@ -39,6 +39,9 @@ func TestDecodeChecks(t *testing.T) {
 		{"not UTF-8", strings.Replace(valid, "c-1", "c-\xff", 1), "UTF-8"},
 		{"bad item price names its item", strings.Replace(valid, `"unitPrice":75.0`, `"unitPrice":"75"`, 1), "items[0].unitPrice must be a number"},
 		{"trailing bytes", valid + ` {"orderId":"o-2"}`, "after top-level value"},
+		{"wrong type in an item names its item", strings.Replace(valid, `"productId":"p"`, `"productId":7`, 1), "items[0].productId must be string, got number"},
+		{"items not a list", strings.Replace(valid, `[{"productId":"p","quantity":2,"unitPrice":75.0,"totalPrice":150.0}]`, `{}`, 1), "items must be []create.ItemData, got object"},
+		{"malformed", `{"orderId":"o",`, "malformed JSON at byte 15"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -89,5 +92,20 @@ func TestRunIdempotentByContent(t *testing.T) {
 	diff := strings.Replace(valid, `"customerId":"c-1"`, `"customerId":"c-2"`, 1)
 	if _, err := runOnce(diff); order.ReasonOf(err) != order.ReasonConflict {
 		t.Fatalf("different content: %v", err)
+	}
+}
+
+// TestDecodeAcceptsWhatEncodingJSONDid: the data decoder (encoding/json/v2)
+// keeps encoding/json's leniency, so that no producer's events start going
+// to the dead-letter topic: names match in any case, and of a repeated name
+// the last one counts.
+func TestDecodeAcceptsWhatEncodingJSONDid(t *testing.T) {
+	got, err := create.Decode([]byte(strings.Replace(valid, `"customerId":"c-1"`, `"CUSTOMERID":"c-1"`, 1)), now)
+	if err != nil || got.Order.CustomerID != "c-1" {
+		t.Fatalf("upper-case name: %+v, %v", got.Order, err)
+	}
+	got, err = create.Decode([]byte(strings.Replace(valid, `"customerId":"c-1"`, `"customerId":"c-0","customerId":"c-1"`, 1)), now)
+	if err != nil || got.Order.CustomerID != "c-1" {
+		t.Fatalf("repeated name: %+v, %v", got.Order, err)
 	}
 }
