@@ -34,14 +34,17 @@ func LookupCurrency(code string) (Currency, error) {
 	return Currency{Code: code, Digits: digits}, nil
 }
 
-// scale returns 10^Digits.
-func (c Currency) scale() int64 {
-	s := int64(1)
-	for range c.Digits {
-		s *= 10
+// scale returns 10^Digits (0 to 4 digits for ISO 4217 currencies).
+func (c Currency) scale() int64 { return pow10[min(max(c.Digits, 0), len(pow10)-1)] }
+
+// pow10[i] is 10^i, for i up to 18.
+var pow10 = func() (p [19]int64) {
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
 	}
-	return s
-}
+	return p
+}()
 
 // Format renders minor units as a decimal with exactly the currency's digits: 15000 → "150.00".
 func (c Currency) Format(minor int64) string {
@@ -191,15 +194,6 @@ const (
 	maxFixedExp    = 12
 	maxFixedDigits = 4 // the most digits of an ISO 4217 minor unit
 )
-
-// pow10[i] is 10^i, for i up to 18.
-var pow10 = func() (p [19]int64) {
-	p[0] = 1
-	for i := 1; i < len(p); i++ {
-		p[i] = p[i-1] * 10
-	}
-	return p
-}()
 
 // ParseDecimal parses a plain decimal text such as "0.10" or "5.99".
 func ParseDecimal(text string) (Decimal, error) {
