@@ -240,7 +240,7 @@ func (t *tx) execWrites(ctx context.Context, ws []write) error {
 		dest[i] = &changed[i]
 	}
 	err := func() error {
-		rows, err := t.q.QueryContext(ctx, q.String(), args...)
+		rows, err := t.query(ctx, q.String(), args...)
 		if err != nil {
 			return err
 		}

@@ -12,11 +12,38 @@ import (
 	"github.com/orderd/orderd/internal/order"
 )
 
-// execQuerier is what a transaction's statements go through: *sql.Tx, *sql.DB
-// or, on SQLite, a stmtCache.
+// execQuerier is what statements go through: *sql.Tx, *sql.DB or, in a
+// SQLite transaction, a stmtCache.
 type execQuerier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// rowIter is what reading rows needs: *sql.Rows and pgx.Rows have it.
+type rowIter interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// rowSet is the rows of a query: *sql.Rows, or pgx's (see pgxRows).
+type rowSet interface {
+	rowIter
+	Close() error
+}
+
+// queryFunc runs a query.
+type queryFunc func(ctx context.Context, query string, args ...any) (rowSet, error)
+
+// sqlQuery is q's QueryContext as a queryFunc.
+func sqlQuery(q execQuerier) queryFunc {
+	return func(ctx context.Context, query string, args ...any) (rowSet, error) {
+		rows, err := q.QueryContext(ctx, query, args...)
+		if err != nil {
+			return nil, err
+		}
+		return rows, nil
+	}
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.
@@ -136,7 +163,7 @@ func (s *Store) loadOrder(ctx context.Context, q querier, id string) (*order.Ord
 	if err != nil {
 		return nil, classify(fmt.Errorf("load order %s: %w", id, err))
 	}
-	items, err := s.loadItems(ctx, q, []string{id})
+	items, err := s.loadItems(ctx, sqlQuery(q), []string{id})
 	if err != nil {
 		return nil, err
 	}
@@ -146,29 +173,38 @@ func (s *Store) loadOrder(ctx context.Context, q querier, id string) (*order.Ord
 
 // loadItems reads the items of several orders (distinct ids), in one query
 // per inChunks chunk.
-func (s *Store) loadItems(ctx context.Context, q execQuerier, ids []string) (map[string][]order.Item, error) {
+func (s *Store) loadItems(ctx context.Context, query queryFunc, ids []string) (map[string][]order.Item, error) {
 	out := make(map[string][]order.Item, len(ids))
 	err := s.inChunks(ids, func(cond string, args []any) error {
-		rows, err := q.QueryContext(ctx, `SELECT order_id, product_id, quantity, unit_price, total_price, reserved
-			FROM order_items WHERE order_id `+cond+` ORDER BY order_id, line_no`, args...)
+		rows, err := query(ctx, itemsQuery+cond+` ORDER BY order_id, line_no`, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var (
-				orderID string
-				it      order.Item
-			)
-			if err := rows.Scan(&orderID, &it.ProductID, &it.Quantity, &it.UnitPrice, &it.TotalPrice, &it.Reserved); err != nil {
-				return err
-			}
-			out[orderID] = append(out[orderID], it)
+		items, err := scanItems(rows, len(ids))
+		for id, its := range items {
+			out[id] = its
 		}
-		return rows.Err()
+		return err
 	})
 	if err != nil {
 		return nil, classify(fmt.Errorf("load order items: %w", err))
 	}
 	return out, nil
+}
+
+// scanItems returns the items of rows (of itemsQuery, in order) by order id.
+func scanItems(rows rowIter, orders int) (map[string][]order.Item, error) {
+	out := make(map[string][]order.Item, orders)
+	for rows.Next() {
+		var (
+			orderID string
+			it      order.Item
+		)
+		if err := rows.Scan(&orderID, &it.ProductID, &it.Quantity, &it.UnitPrice, &it.TotalPrice, &it.Reserved); err != nil {
+			return out, err
+		}
+		out[orderID] = append(out[orderID], it)
+	}
+	return out, rows.Err()
 }

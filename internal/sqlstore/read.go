@@ -112,7 +112,7 @@ func (s *Store) ListOrders(ctx context.Context, lq ListQuery) ([]*order.Order, s
 		for i, o := range page {
 			ids[i] = o.ID
 		}
-		items, err := s.loadItems(ctx, q, ids)
+		items, err := s.loadItems(ctx, sqlQuery(q), ids)
 		if err != nil {
 			return err
 		}

@@ -19,17 +19,18 @@ import (
 // writes are kept in memory and reach the database when fn returns, in a few
 // multi-row statements, just before the commit. On PostgreSQL the transaction
 // is READ COMMITTED and every row it reads to change is locked (FOR UPDATE)
-// until it ends, which is what keeps concurrent transactions correct. On
-// SQLite it is BEGIN IMMEDIATE, so write transactions run one at a time.
+// until it ends, which is what keeps concurrent transactions correct; it runs
+// on pgx directly (see inPgTx). On SQLite it is BEGIN IMMEDIATE, so write
+// transactions run one at a time.
 func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
-	txCtx := ctx
-	if s.dialect == DialectSQLite {
-		// See stmtCache: no goroutine per statement or per result set.
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		txCtx = context.WithoutCancel(ctx)
+	if s.dialect == DialectPostgres {
+		return s.inPgTx(ctx, fn)
 	}
+	// See stmtCache: no goroutine per statement or per result set.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	txCtx := context.WithoutCancel(ctx)
 	sqlTx, err := s.db.BeginTx(txCtx, nil)
 	if err != nil {
 		return classify(fmt.Errorf("begin transaction: %w", err))
@@ -41,12 +42,8 @@ func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 			_ = sqlTx.Rollback()
 		}
 	}()
-	t := newTx(s, sqlTx)
-	var cache *stmtCache
-	if s.dialect == DialectSQLite {
-		cache = &stmtCache{s: s, tx: sqlTx, stmts: make(map[string]*sql.Stmt)}
-		t.q = cache
-	}
+	cache := &stmtCache{s: s, tx: sqlTx, stmts: make(map[string]*sql.Stmt)}
+	t := newTx(s, cache)
 	err = fn(t)
 	if err == nil {
 		err = t.flush(txCtx)
@@ -59,9 +56,7 @@ func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 	} else if err = sqlTx.Commit(); err != nil {
 		err = classify(fmt.Errorf("commit transaction: %w", err))
 	}
-	if cache != nil {
-		cache.share(ctx) // the write connection is free again
-	}
+	cache.share(ctx) // the write connection is free again
 	return err
 }
 

@@ -23,11 +23,12 @@ import (
 // Reads that the changes would affect always come from what is kept, so the
 // use cases see their own writes. On PostgreSQL every order and stock row is
 // read FOR UPDATE: what flush writes back was computed under the row's lock.
-// Statements go through q: the transaction itself, or on SQLite its
-// statement cache.
+// Statements go through q, the SQLite transaction's statement cache, or on
+// PostgreSQL through pg.
 type tx struct {
-	s *Store
-	q execQuerier
+	s  *Store
+	q  execQuerier // SQLite
+	pg *pgTx       // PostgreSQL
 
 	orders map[string]orderRow
 	stock  map[string]stockRow
@@ -167,6 +168,9 @@ func truncateText(s string) string {
 // products — what is not kept yet, one query per table. On PostgreSQL the
 // orders are locked first, then the stock rows, each in id order.
 func (t *tx) Preload(ctx context.Context, k order.Keys) error {
+	if t.pg != nil {
+		return t.preloadPG(ctx, k)
+	}
 	if err := t.loadInbox(ctx, k.EventIDs); err != nil {
 		return err
 	}
@@ -235,27 +239,37 @@ func (t *tx) forUpdate() string {
 	return ""
 }
 
+// The reads of Preload and of the rows it did not keep; each ends in the
+// column its condition (see inChunks) applies to.
+const (
+	inboxQuery  = `SELECT event_id, outcome, reason, detail FROM processed_events WHERE event_id `
+	ordersQuery = `SELECT ` + orderColumns + ` FROM orders WHERE id `
+	itemsQuery  = `SELECT order_id, product_id, quantity, unit_price, total_price, reserved FROM order_items WHERE order_id `
+	stockQuery  = `SELECT product_id, available, reserved FROM stock WHERE product_id `
+)
+
+// query runs a read of the transaction: through pgx on PostgreSQL (see
+// pgTx), through t.q on SQLite.
+func (t *tx) query(ctx context.Context, query string, args ...any) (rowSet, error) {
+	if t.pg != nil {
+		return t.pg.query(ctx, query, args...)
+	}
+	rows, err := t.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
 func (t *tx) loadInbox(ctx context.Context, ids []string) error {
 	ids = missing(t, t.inbox, ids)
 	err := t.s.inChunks(ids, func(cond string, args []any) error {
-		rows, err := t.q.QueryContext(ctx, `SELECT event_id, outcome, reason, detail FROM processed_events
-			WHERE event_id `+cond, args...)
+		rows, err := t.query(ctx, inboxQuery+cond, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var id, outcome, reason, detail string
-			if err := rows.Scan(&id, &outcome, &reason, &detail); err != nil {
-				return err
-			}
-			r := inboxRow{exists: true}
-			if outcome == outcomeRefused {
-				r.entry = order.InboxEntry{Refused: true, Refusal: order.Refusal{Reason: reason, Detail: detail}}
-			}
-			t.inbox[id] = r
-		}
-		return rows.Err()
+		return t.scanInbox(rows)
 	})
 	if err != nil {
 		return classify(fmt.Errorf("read inbox: %w", err))
@@ -264,30 +278,38 @@ func (t *tx) loadInbox(ctx context.Context, ids []string) error {
 	return nil
 }
 
+func (t *tx) scanInbox(rows rowIter) error {
+	for rows.Next() {
+		var id, outcome, reason, detail string
+		if err := rows.Scan(&id, &outcome, &reason, &detail); err != nil {
+			return err
+		}
+		r := inboxRow{exists: true}
+		if outcome == outcomeRefused {
+			r.entry = order.InboxEntry{Refused: true, Refusal: order.Refusal{Reason: reason, Detail: detail}}
+		}
+		t.inbox[id] = r
+	}
+	return rows.Err()
+}
+
 func (t *tx) loadOrders(ctx context.Context, ids []string) error {
 	ids = missing(t, t.orders, ids)
 	var found []string
 	err := t.s.inChunks(ids, func(cond string, args []any) error {
-		rows, err := t.q.QueryContext(ctx, `SELECT `+orderColumns+` FROM orders
-			WHERE id `+cond+` ORDER BY id`+t.forUpdate(), args...)
+		rows, err := t.query(ctx, ordersQuery+cond+` ORDER BY id`+t.forUpdate(), args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			o, err := scanOrder(rows)
-			if err != nil {
-				return err
-			}
-			t.orders[o.ID] = orderRow{cur: o, base: o}
-			found = append(found, o.ID)
-		}
-		return rows.Err()
+		f, err := t.scanOrders(rows)
+		found = append(found, f...)
+		return err
 	})
 	if err != nil {
 		return classify(fmt.Errorf("load orders: %w", err))
 	}
-	items, err := t.s.loadItems(ctx, t.q, found)
+	items, err := t.s.loadItems(ctx, t.query, found)
 	if err != nil {
 		return err
 	}
@@ -298,29 +320,50 @@ func (t *tx) loadOrders(ctx context.Context, ids []string) error {
 	return nil
 }
 
+// scanOrders keeps the orders of rows and returns their ids.
+func (t *tx) scanOrders(rows rowIter) ([]string, error) {
+	var found []string
+	for rows.Next() {
+		o, err := scanOrder(rows)
+		if err != nil {
+			return found, err
+		}
+		t.orders[o.ID] = orderRow{cur: o, base: o}
+		found = append(found, o.ID)
+	}
+	return found, rows.Err()
+}
+
 func (t *tx) loadStock(ctx context.Context, ids []string) error {
 	ids = missing(t, t.stock, ids)
 	err := t.s.inChunks(ids, func(cond string, args []any) error {
-		rows, err := t.q.QueryContext(ctx, `SELECT product_id, available, reserved FROM stock
-			WHERE product_id `+cond+` ORDER BY product_id`+t.forUpdate(), args...)
+		rows, err := t.query(ctx, stockQuery+cond+` ORDER BY product_id`+t.forUpdate(), args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			var st order.Stock
-			if err := rows.Scan(&st.ProductID, &st.Available, &st.Reserved); err != nil {
-				return err
-			}
-			t.stock[st.ProductID] = stockRow{st: st, exists: true}
-		}
-		return rows.Err()
+		return t.scanStock(rows)
 	})
 	if err != nil {
 		return classify(fmt.Errorf("load stock: %w", err))
 	}
 	markAbsent(t.stock, ids)
 	return nil
+}
+
+// scanStock keeps the stock records of rows, except those it keeps already
+// (and may have changed).
+func (t *tx) scanStock(rows rowIter) error {
+	for rows.Next() {
+		var st order.Stock
+		if err := rows.Scan(&st.ProductID, &st.Available, &st.Reserved); err != nil {
+			return err
+		}
+		if _, kept := t.stock[st.ProductID]; !kept {
+			t.stock[st.ProductID] = stockRow{st: st, exists: true}
+		}
+	}
+	return rows.Err()
 }
 
 // Order returns a copy of an order with its items; on PostgreSQL its row is

@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/order"
@@ -300,6 +302,91 @@ func TestConcurrentOrderInsertIsTransient(t *testing.T) {
 	}
 	if seen, err := s.ProcessedEvent(ctx, "e2"); err != nil || seen {
 		t.Errorf("the failed transaction's inbox entry: %v, %v; want none", seen, err)
+	}
+}
+
+// TestPreloadLocksWhatItReads: on PostgreSQL, Preload reads in one round
+// trip and locks the orders it finds and the stock of their items, even of
+// products the keys do not name, until the transaction ends — what flush
+// writes back is computed under those locks. Another connection's NOWAIT
+// lock on each of them fails while the transaction is open, and succeeds
+// once it has committed.
+func TestPreloadLocksWhatItReads(t *testing.T) {
+	t.Parallel()
+	dbURL := sqlstoretest.URL(t, sqlstore.DialectPostgres)
+	s := sqlstoretest.OpenURL(t, dbURL)
+	ctx := testContext(t)
+	create(t, s, newOrder(t, "o1"), newOrder(t, "o2"))
+	for _, p := range []string{"p1", "p2"} {
+		if _, err := s.SetStock(ctx, p, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	// lockable reports whether another transaction can lock the row now.
+	lockable := func(table, column, id string) bool {
+		t.Helper()
+		tx, err := other.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback() }()
+		var one int
+		err = tx.QueryRowContext(ctx, "SELECT 1 FROM "+table+" WHERE "+column+" = $1 FOR UPDATE NOWAIT", id).Scan(&one)
+		var pgErr *pgconn.PgError
+		switch {
+		case err == nil:
+			return true
+		case errors.As(err, &pgErr) && pgErr.Code == "55P03": // lock_not_available
+			return false
+		default:
+			t.Fatalf("lock %s %s: %v", table, id, err)
+			return false
+		}
+	}
+	locked := []struct{ table, column, id string }{{"orders", "id", "o1"}, {"stock", "product_id", "p1"}, {"stock", "product_id", "p2"}}
+	err = s.InTx(ctx, func(tx order.Tx) error {
+		if err := tx.Preload(ctx, order.Keys{EventIDs: []string{"e1"}, OrderIDs: []string{"o1", "missing"}}); err != nil {
+			return err
+		}
+		for _, r := range locked {
+			if lockable(r.table, r.column, r.id) {
+				t.Errorf("%s %s is not locked by the transaction that preloaded it", r.table, r.id)
+			}
+		}
+		if !lockable("orders", "id", "o2") {
+			t.Error("order o2, which was not preloaded, is locked")
+		}
+		o, err := tx.Order(ctx, "o1")
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff(newOrder(t, "o1").Items, o.Items); diff != "" {
+			t.Errorf("preloaded items (-want +got):\n%s", diff)
+		}
+		if _, err := tx.Order(ctx, "missing"); order.ReasonOf(err) != order.ReasonNotFound {
+			t.Errorf("order missing: %v, want not found", err)
+		}
+		if ok, err := tx.Reserve(ctx, "p2", 4); err != nil || !ok {
+			return fmt.Errorf("reserve p2: %v, %v", ok, err)
+		}
+		_, err = tx.MarkProcessed(ctx, "e1", "OrderCreated")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range locked {
+		if !lockable(r.table, r.column, r.id) {
+			t.Errorf("%s %s is still locked after the commit", r.table, r.id)
+		}
+	}
+	if st, err := s.GetStock(ctx, "p2"); err != nil || st.Available != 6 || st.Reserved != 4 {
+		t.Errorf("stock of p2 = %+v, %v; want 6 available, 4 reserved", st, err)
 	}
 }
 

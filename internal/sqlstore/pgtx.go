@@ -1,0 +1,208 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/orderd/orderd/internal/order"
+)
+
+// inPgTx is InTx on PostgreSQL. The transaction runs on one connection of
+// the pool through pgx itself rather than database/sql, so that statements
+// can share a round trip (a pgx batch, pipelined): BEGIN goes with the
+// transaction's first statements instead of by itself, and Preload's reads
+// go together. A transaction of a batch of events thus costs three round
+// trips (BEGIN and the reads, the writes, COMMIT) instead of six. At 5,000
+// events/s on the 2-core machine, where a transaction holds about five
+// events, a timing patch had the six take 5.7 ms on average, each round
+// trip 0.6 ms or more, waiting for a busy CPU on both ends.
+func (s *Store) inPgTx(ctx context.Context, fn func(order.Tx) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return classify(fmt.Errorf("begin transaction: %w", err))
+	}
+	defer conn.Close()
+	// A panic in fn leaves Raw, which discards the connection, and with it
+	// the transaction.
+	return conn.Raw(func(dc any) error {
+		p := &pgTx{conn: dc.(*stdlib.Conn).Conn()}
+		t := newTx(s, nil)
+		t.pg = p
+		err := fn(t)
+		if err == nil {
+			err = t.flush(ctx)
+		}
+		if err != nil {
+			if rbErr := p.rollback(ctx); rbErr != nil {
+				s.log.WarnContext(ctx, "rollback failed", "error", rbErr, "cause", err)
+			}
+			return err
+		}
+		if err := p.commit(ctx); err != nil {
+			return classify(fmt.Errorf("commit transaction: %w", err))
+		}
+		return nil
+	})
+}
+
+// pgTx is a transaction on one pgx connection that begins with its first
+// statement.
+type pgTx struct {
+	conn  *pgx.Conn
+	begun bool // BEGIN was sent (it may have failed: rollback anyway)
+}
+
+// newBatch returns a batch that begins the transaction first, when no
+// statement has yet.
+func (p *pgTx) newBatch() *pgx.Batch {
+	b := &pgx.Batch{}
+	if !p.begun {
+		b.Queue("BEGIN")
+	}
+	return b
+}
+
+// send runs b in one round trip, calling each queued statement's function
+// with its result; it returns the first error.
+func (p *pgTx) send(ctx context.Context, b *pgx.Batch) error {
+	p.begun = true
+	return p.conn.SendBatch(ctx, b).Close()
+}
+
+// query runs one statement, beginning the transaction in the same round trip
+// when it is the first.
+func (p *pgTx) query(ctx context.Context, query string, args ...any) (rowSet, error) {
+	if p.begun {
+		rows, err := p.conn.Query(ctx, query, args...)
+		if err != nil {
+			return nil, err
+		}
+		return pgxRows{rows}, nil
+	}
+	b := p.newBatch()
+	b.Queue(query, args...)
+	p.begun = true
+	br := p.conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		return nil, errors.Join(err, br.Close())
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, errors.Join(err, br.Close())
+	}
+	return batchRows{pgxRows{rows}, br}, nil
+}
+
+func (p *pgTx) commit(ctx context.Context) error {
+	if !p.begun {
+		return nil // nothing was read or written
+	}
+	tag, err := p.conn.Exec(ctx, "COMMIT")
+	if err != nil {
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		// A statement failed and the server aborted the transaction.
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+func (p *pgTx) rollback(ctx context.Context) error {
+	if !p.begun {
+		return nil
+	}
+	_, err := p.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	return err
+}
+
+// pgxRows is pgx's rows as a rowSet.
+type pgxRows struct{ pgx.Rows }
+
+func (r pgxRows) Close() error {
+	r.Rows.Close()
+	return r.Rows.Err()
+}
+
+// batchRows are the rows of the last statement of a batch; closing them
+// closes the batch.
+type batchRows struct {
+	pgxRows
+	br pgx.BatchResults
+}
+
+func (r batchRows) Close() error {
+	return errors.Join(r.pgxRows.Close(), r.br.Close())
+}
+
+// preloadPG is Preload on PostgreSQL: the inbox entries, the orders (locked,
+// in id order) with their items, then the stock of the products named and
+// of those orders' items (locked, in id order), in one round trip. Rows the
+// transaction keeps already are not read again.
+func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
+	inboxIDs := missing(t, t.inbox, k.EventIDs)
+	orderIDs := missing(t, t.orders, k.OrderIDs)
+	products := slices.Clone(k.ProductIDs)
+	for _, id := range k.OrderIDs {
+		if r := t.orders[id]; r.cur != nil {
+			for _, it := range r.cur.Items {
+				products = append(products, it.ProductID)
+			}
+		}
+	}
+	products = missing(t, t.stock, products)
+	if len(inboxIDs) == 0 && len(orderIDs) == 0 && len(products) == 0 {
+		return nil
+	}
+
+	b := t.pg.newBatch()
+	if len(inboxIDs) > 0 {
+		b.Queue(inboxQuery+"= ANY($1)", inboxIDs).Query(func(rows pgx.Rows) error {
+			return t.scanInbox(rows)
+		})
+	}
+	var (
+		found []string
+		items map[string][]order.Item
+	)
+	if len(orderIDs) > 0 {
+		b.Queue(ordersQuery+"= ANY($1) ORDER BY id FOR UPDATE", orderIDs).Query(func(rows pgx.Rows) error {
+			var err error
+			found, err = t.scanOrders(rows)
+			return err
+		})
+		b.Queue(itemsQuery+"= ANY($1) ORDER BY order_id, line_no", orderIDs).Query(func(rows pgx.Rows) error {
+			var err error
+			items, err = scanItems(rows, len(orderIDs))
+			return err
+		})
+	}
+	if len(products) > 0 || len(orderIDs) > 0 {
+		// The orders' items are only known once read, so the query finds
+		// their products itself.
+		b.Queue(stockQuery+`= ANY($1) OR product_id IN (SELECT product_id FROM order_items WHERE order_id = ANY($2))
+			ORDER BY product_id FOR UPDATE`, products, orderIDs).Query(func(rows pgx.Rows) error {
+			return t.scanStock(rows)
+		})
+	}
+	if err := t.pg.send(ctx, b); err != nil {
+		return classify(fmt.Errorf("preload: %w", err))
+	}
+	markAbsent(t.inbox, inboxIDs)
+	var itemProducts []string
+	for _, id := range found {
+		t.orders[id].cur.Items = items[id] // cur and base are one value until changed
+		for _, it := range items[id] {
+			itemProducts = append(itemProducts, it.ProductID)
+		}
+	}
+	markAbsent(t.orders, orderIDs)
+	markAbsent(t.stock, products)
+	markAbsent(t.stock, itemProducts)
+	return nil
+}
