@@ -184,8 +184,10 @@ func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
 	}
 	if len(products) > 0 || len(orderIDs) > 0 {
 		// The orders' items are only known once read, so the query finds
-		// their products itself.
-		b.Queue(stockQuery+`= ANY($1) OR product_id IN (SELECT product_id FROM order_items WHERE order_id = ANY($2))
+		// their products itself. (As a UNION, not "= ANY($1) OR IN (…)",
+		// which PostgreSQL runs as a scan of the whole stock table.)
+		b.Queue(stockQuery+`IN (SELECT unnest(CAST($1 AS TEXT[]))
+			UNION SELECT product_id FROM order_items WHERE order_id = ANY($2))
 			ORDER BY product_id FOR UPDATE`, products, orderIDs).Query(func(rows pgx.Rows) error {
 			return t.scanStock(rows)
 		})
