@@ -422,6 +422,46 @@ func TestUnstorableTextLeavesTheTransactionUsable(t *testing.T) {
 	})
 }
 
+// TestLogStartsOverUnderSteadyWrites: on SQLite, under a steady stream of
+// write transactions (one every millisecond or so, for two seconds) the
+// write-ahead log still starts over now and then, before the writer's own
+// checkpoint limit (8,000 pages): the checkpointer's last step, on the write
+// connection between two transactions, completes what the background
+// checkpoint copied. The log file keeps the largest size the log reached:
+// about 1,000 pages here (6 or so per transaction), where the checkpointer
+// before this step let it reach 4,800–5,600 (a background checkpoint
+// completed only when it happened to fall between two transactions).
+func TestLogStartsOverUnderSteadyWrites(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "orders.db")
+	s := sqlstoretest.OpenURL(t, "sqlite://"+path)
+	const (
+		pageFrame = 4096 + 24 // a page in the log, with its frame header
+		limit     = 3000      // pages
+	)
+	logPages := func() int64 {
+		t.Helper()
+		st, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Size() / pageFrame
+	}
+	txs := 0
+	for start := time.Now(); time.Since(start) < 2*time.Second && logPages() < limit; txs++ {
+		// An order with a 3,000-byte product id: its item takes a page.
+		o := newOrder(t, fmt.Sprintf("steady-%06d", txs))
+		o.Items = o.Items[:1]
+		o.Items[0].ProductID = strings.Repeat("p", 3000)
+		o.Items[0].TotalPrice, o.TotalAmount = 2000, 2000
+		create(t, s, o)
+		time.Sleep(time.Millisecond)
+	}
+	if pages := logPages(); pages >= limit {
+		t.Errorf("the log reached %d pages over %d transactions: it did not start over", pages, txs)
+	}
+}
+
 // TestBackgroundCheckpoint: on SQLite, committed pages reach the database
 // file from the write-ahead log without the writer checkpointing (its own
 // limit is far above what this test writes): the store's background
