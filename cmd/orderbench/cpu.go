@@ -89,8 +89,10 @@ func cpuBetween(a, b cpuSample) cpuUse {
 		u.serviceCores = (b.proc - a.proc) / wall
 	}
 	if d := b.total - a.total; d > 0 {
-		u.machineBusy = (b.busy - a.busy) / d
-		u.iowait = (b.iowait - a.iowait) / d
+		// The iowait counter can decrease (proc(5)), which over a short,
+		// fully busy interval put busy a fraction above 1.
+		u.machineBusy = min(max((b.busy-a.busy)/d, 0), 1)
+		u.iowait = min(max((b.iowait-a.iowait)/d, 0), 1)
 	}
 	return u
 }

@@ -114,7 +114,9 @@ func (p *pgTx) commit(ctx context.Context) error {
 }
 
 func (p *pgTx) rollback(ctx context.Context) error {
-	if !p.begun {
+	if !p.begun || p.conn.IsClosed() {
+		// Nothing to undo, or the connection broke (a cancelled context
+		// closes it) and the server undid the transaction with it.
 		return nil
 	}
 	_, err := p.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")

@@ -211,7 +211,7 @@ func (s *Store) openSQLite(ctx context.Context, path string, busyTimeout time.Du
 //     1 ms, against 6–7 ms with the previous step's pages still to write);
 //     the next write transaction starts the log over.
 func (s *Store) startCheckpointer(path string) error {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDWR, 0) // writable: Windows syncs only such handles
 	if err != nil {
 		return fmt.Errorf("open sqlite %s for the checkpointer: %w", path, err)
 	}
