@@ -38,12 +38,17 @@ type queryFunc func(ctx context.Context, query string, args ...any) (rowSet, err
 // sqlQuery is q's QueryContext as a queryFunc.
 func sqlQuery(q execQuerier) queryFunc {
 	return func(ctx context.Context, query string, args ...any) (rowSet, error) {
-		rows, err := q.QueryContext(ctx, query, args...)
-		if err != nil {
-			return nil, err
-		}
-		return rows, nil
+		return asRowSet(q.QueryContext(ctx, query, args...))
 	}
+}
+
+// asRowSet returns QueryContext's result as a rowSet (never a non-nil
+// interface holding a nil *sql.Rows).
+func asRowSet(rows *sql.Rows, err error) (rowSet, error) {
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
 }
 
 // querier is what *sql.DB and *sql.Tx have in common.

@@ -254,11 +254,7 @@ func (t *tx) query(ctx context.Context, query string, args ...any) (rowSet, erro
 	if t.pg != nil {
 		return t.pg.query(ctx, query, args...)
 	}
-	rows, err := t.q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	return rows, nil
+	return asRowSet(t.q.QueryContext(ctx, query, args...))
 }
 
 func (t *tx) loadInbox(ctx context.Context, ids []string) error {
