@@ -1,7 +1,9 @@
 // Package sqlstore is the SQL adapter of the order domain: one implementation
 // of order.Transactor and order.Tx, plus the reads the HTTP API needs, over
-// SQLite (modernc.org/sqlite, pure Go) and PostgreSQL (pgx through
-// database/sql). Both dialects share one code path and one embedded schema.
+// SQLite (modernc.org/sqlite, pure Go) and PostgreSQL (pgx: its database/sql
+// pool, and pgx itself inside write transactions, see inPgTx). Both dialects
+// share one schema and, but for how statements reach the database, one code
+// path.
 //
 // SQLite runs in WAL mode with synchronous=FULL: every commit is on disk
 // before it returns, so a Kafka offset committed after it can never point
