@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -149,15 +148,7 @@ func (r batchRows) Close() error {
 func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
 	inboxIDs := missing(t, t.inbox, k.EventIDs)
 	orderIDs := missing(t, t.orders, k.OrderIDs)
-	products := slices.Clone(k.ProductIDs)
-	for _, id := range k.OrderIDs {
-		if r := t.orders[id]; r.cur != nil {
-			for _, it := range r.cur.Items {
-				products = append(products, it.ProductID)
-			}
-		}
-	}
-	products = missing(t, t.stock, products)
+	products := missing(t, t.stock, t.products(k))
 	if len(inboxIDs) == 0 && len(orderIDs) == 0 && len(products) == 0 {
 		return nil
 	}
@@ -198,15 +189,11 @@ func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
 		return classify(fmt.Errorf("preload: %w", err))
 	}
 	markAbsent(t.inbox, inboxIDs)
-	var itemProducts []string
 	for _, id := range found {
 		t.orders[id].cur.Items = items[id] // cur and base are one value until changed
-		for _, it := range items[id] {
-			itemProducts = append(itemProducts, it.ProductID)
-		}
 	}
 	markAbsent(t.orders, orderIDs)
-	markAbsent(t.stock, products)
-	markAbsent(t.stock, itemProducts)
+	// Now with the found orders' items: the products without a stock row.
+	markAbsent(t.stock, missing(t, t.stock, t.products(k)))
 	return nil
 }

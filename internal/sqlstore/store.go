@@ -209,9 +209,10 @@ func (s *Store) openSQLite(ctx context.Context, path string, busyTimeout time.Du
 //   - an fsync of the database file, still beside the writer, for the pages
 //     the checkpoint copied;
 //   - a checkpoint on the write connection, between two write transactions,
-//     which copies only what was committed meanwhile and syncs that (about
-//     1 ms, against 6–7 ms with the previous step's pages still to write);
-//     the next write transaction starts the log over.
+//     which copies only what was committed meanwhile and syncs that; the
+//     next write transaction starts the log over. Alone it took 0.9 ms
+//     (p50), against 6.7 ms with the previous step's pages still to write;
+//     under orderbench's 5,000 events/s it held the writer 3.5–4 ms.
 func (s *Store) startCheckpointer(path string) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0) // writable: Windows syncs only such handles
 	if err != nil {

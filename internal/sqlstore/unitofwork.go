@@ -177,6 +177,12 @@ func (t *tx) Preload(ctx context.Context, k order.Keys) error {
 	if err := t.loadOrders(ctx, k.OrderIDs); err != nil {
 		return err
 	}
+	return t.loadStock(ctx, t.products(k))
+}
+
+// products returns k.ProductIDs and the products of the items of the orders
+// of k.OrderIDs that the transaction keeps.
+func (t *tx) products(k order.Keys) []string {
 	products := slices.Clone(k.ProductIDs)
 	for _, id := range k.OrderIDs {
 		if r := t.orders[id]; r.cur != nil {
@@ -185,7 +191,7 @@ func (t *tx) Preload(ctx context.Context, k order.Keys) error {
 			}
 		}
 	}
-	return t.loadStock(ctx, products)
+	return products
 }
 
 // missing returns the ids, sorted and without repeats, that m does not hold,

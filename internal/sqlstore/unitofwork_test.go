@@ -305,9 +305,9 @@ func TestConcurrentOrderInsertIsTransient(t *testing.T) {
 	}
 }
 
-// TestPreloadLocksWhatItReads: on PostgreSQL, Preload reads in one round
-// trip and locks the orders it finds and the stock of their items, even of
-// products the keys do not name, until the transaction ends — what flush
+// TestPreloadLocksWhatItReads: on PostgreSQL, Preload locks the orders it
+// finds and the stock of their items, even of products the keys do not
+// name, until the transaction ends — what flush
 // writes back is computed under those locks. Another connection's NOWAIT
 // lock on each of them fails while the transaction is open, and succeeds
 // once it has committed.
