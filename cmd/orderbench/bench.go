@@ -51,15 +51,12 @@ type result struct {
 	dlq             int64
 	errorLogLines   int
 	latencyRate     int
-	latencySamples  int
-	latencyUnseen   int
-	p50, p90, p99   time.Duration
-	maxLatency      time.Duration
-	pollResolution  time.Duration
+	latency         latencyFigures // the service's
 	bare            bareResult
-	throughput      float64 // events / drainFromReady
-	drainCPU        cpuUse  // while draining
-	throughputStart float64 // events / drainFromStart
+	floor           latencyFigures // a bare consumer's at the same rate
+	throughput      float64        // events / drainFromReady
+	drainCPU        cpuUse         // while draining
+	throughputStart float64        // events / drainFromStart
 }
 
 // peak is the peak RSS: VmHWM, or the largest sampled VmRSS when the
@@ -77,7 +74,7 @@ func (r result) percentOfBare() float64 {
 
 // names are the topics and groups of one store's runs, fresh per run.
 type names struct {
-	topic, dlq, startGroup, group, bareGroup string
+	topic, dlq, startGroup, group, bareGroup, floorTopic, floorGroup string
 }
 
 // newNames returns names for store that no earlier run used.
@@ -89,10 +86,12 @@ func newNames(store string) names {
 		startGroup: run + "-start",
 		group:      run + "-serve",
 		bareGroup:  run + "-bare",
+		floorTopic: run + "-floor",
+		floorGroup: run + "-floor",
 	}
 }
 
-// benchStore runs the four phases on one store and returns the figures;
+// benchStore runs the five phases on one store and returns the figures;
 // progress goes to w.
 func benchStore(ctx context.Context, w io.Writer, b bench) (result, error) {
 	res := result{store: b.db.store, events: b.opts.events, partitions: b.opts.partitions, latencyRate: b.opts.rate}
@@ -169,7 +168,13 @@ func benchStore(ctx context.Context, w io.Writer, b bench) (result, error) {
 	if res.bare.records != int64(b.opts.events) {
 		return res, fmt.Errorf("bare consumer read %d of the %d preloaded records", res.bare.records, b.opts.events)
 	}
-	return res, nil
+
+	fmt.Fprintf(w, "e. bare franz-go consumer at %d/s for %s (latency floor)\n", b.opts.rate, b.opts.latencyDuration)
+	if err := createTopics(ctx, adm, b.opts.partitions, n.floorTopic); err != nil {
+		return res, err
+	}
+	res.floor, err = bareLatency(ctx, adm, b, n.floorTopic, n.floorGroup)
+	return res, err
 }
 
 // createTopics creates topics with the given partitions on the broker.
@@ -226,7 +231,7 @@ func drain(ctx context.Context, adm *kadm.Client, svc *service, b bench, n names
 		return err
 	}
 	cpuStart, cpuErr := sampleCPU(svc.pid())
-	drained, err := waitCommitted(ctx, svc, fetchCommitted(adm, n.group, n.topic), backlog, drainPoll)
+	drained, err := waitCommitted(ctx, svc.name, svc.exitedErr, fetchCommitted(adm, n.group, n.topic), backlog, drainPoll)
 	if err != nil {
 		return err
 	}
@@ -246,29 +251,66 @@ func drain(ctx context.Context, adm *kadm.Client, svc *service, b bench, n names
 // while watching the group's commits, then wait until everything is
 // committed and check the orders again.
 func latency(ctx context.Context, adm *kadm.Client, svc *service, b bench, n names, res *result) error {
-	watch := watchCommits(ctx, fetchCommitted(adm, n.group, n.topic), latencyPoll)
-	recs, err := producePaced(ctx, b.broker, n.topic, n.topic+"-lat", b.opts.rate, b.opts.latencyDuration)
+	var produced int
+	var err error
+	res.latency, produced, err = measureLatency(ctx, adm, b, n.topic, n.group, svc.name, svc.exitedErr)
 	if err != nil {
-		watch.finish()
 		return err
 	}
+	return checkOrders(ctx, b.db, int64(b.opts.events+produced), res)
+}
+
+// bareLatency is phase e: the latency phase with a bare franz-go consumer
+// in place of the service, on a fresh topic: what producing, fetching and
+// committing through this broker cost on this machine with nothing done
+// with the records.
+func bareLatency(ctx context.Context, adm *kadm.Client, b bench, topic, group string) (latencyFigures, error) {
+	f, err := followBare(ctx, b.broker, topic, group)
+	if err != nil {
+		return latencyFigures{}, err
+	}
+	lat, _, err := measureLatency(ctx, adm, b, topic, group, "the bare consumer", f.err)
+	if stopErr := f.stop(); err == nil {
+		err = stopErr
+	}
+	return lat, err
+}
+
+// latencyFigures are one latency phase's produce → commit latencies.
+type latencyFigures struct {
+	samples, unseen    int
+	p50, p90, p99, max time.Duration
+	resolution         time.Duration // mean interval between two polls of the committed offsets
+}
+
+// measureLatency produces at the bench's rate to topic for its duration
+// while watching group's commits, waits until everything produced is
+// committed (failing if exited reports an error first), and returns the
+// latencies and how many records it produced. name is the consumer's, for
+// errors.
+func measureLatency(ctx context.Context, adm *kadm.Client, b bench, topic, group, name string, exited func() error) (latencyFigures, int, error) {
+	watch := watchCommits(ctx, fetchCommitted(adm, group, topic), latencyPoll)
+	recs, err := producePaced(ctx, b.broker, topic, topic+"-lat", b.opts.rate, b.opts.latencyDuration)
+	if err != nil {
+		watch.finish()
+		return latencyFigures{}, 0, err
+	}
 	// Wait on what the watch has seen, so that every commit is in its log.
-	ends, err := endOffsets(ctx, adm, n.topic)
+	ends, err := endOffsets(ctx, adm, topic)
 	if err == nil {
-		_, err = waitCommitted(ctx, svc, watch.seen, ends, drainPoll)
+		_, err = waitCommitted(ctx, name, exited, watch.seen, ends, drainPoll)
 	}
 	watch.finish()
 	if err != nil {
-		return err
+		return latencyFigures{}, 0, err
 	}
 	lat, unseen := commitLatencies(recs, watch.advances)
-	res.latencySamples, res.latencyUnseen = len(lat), unseen
-	res.p50, res.p90, res.p99 = percentile(lat, 50), percentile(lat, 90), percentile(lat, 99)
+	f := latencyFigures{samples: len(lat), unseen: unseen, resolution: watch.meanInterval()}
+	f.p50, f.p90, f.p99 = percentile(lat, 50), percentile(lat, 90), percentile(lat, 99)
 	if len(lat) > 0 {
-		res.maxLatency = lat[len(lat)-1]
+		f.max = lat[len(lat)-1]
 	}
-	res.pollResolution = watch.meanInterval()
-	return checkOrders(ctx, b.db, int64(b.opts.events+len(recs)), res)
+	return f, len(recs), nil
 }
 
 // checkOrders fails when the database does not hold exactly want orders:

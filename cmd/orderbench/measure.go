@@ -79,12 +79,13 @@ func fetchCommitted(adm *kadm.Client, group, topic string) committedProbe {
 }
 
 // waitCommitted calls probe every interval until the committed offsets
-// reach target, and returns when they did. It fails when svc exits.
-func waitCommitted(ctx context.Context, svc *service, probe committedProbe, target offsets, interval time.Duration) (time.Time, error) {
+// reach target, and returns when they did. It fails when exited reports
+// that the consumer, called name in errors, stopped.
+func waitCommitted(ctx context.Context, name string, exited func() error, probe committedProbe, target offsets, interval time.Duration) (time.Time, error) {
 	var last offsets
 	var lastErr error
 	for {
-		if err := svc.exitedErr(); err != nil {
+		if err := exited(); err != nil {
 			return time.Time{}, err
 		}
 		c, err := probe(ctx)
@@ -98,7 +99,7 @@ func waitCommitted(ctx context.Context, svc *service, probe committedProbe, targ
 		}
 		if err := sleep(ctx, interval); err != nil {
 			return time.Time{}, fmt.Errorf("waiting for %s to commit %d records (committed %d, last error %v): %w",
-				svc.name, target.sum(), last.sum(), lastErr, err)
+				name, target.sum(), last.sum(), lastErr, err)
 		}
 	}
 }
@@ -354,4 +355,102 @@ func bareConsume(ctx context.Context, brokerAddr, topic, group string, target of
 	res.fromStart, res.fromFirst = end.Sub(start), end.Sub(first)
 	res.throughput = float64(res.records) / res.fromFirst.Seconds()
 	return res, nil
+}
+
+// bareFollower is a plain franz-go group consumer that keeps up with a
+// topic and commits synchronously after every poll that returned records.
+type bareFollower struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	failed error
+}
+
+// followBare starts a bareFollower on topic in group and returns once the
+// group has assigned it the topic's partitions.
+func followBare(ctx context.Context, brokerAddr, topic, group string) (*bareFollower, error) {
+	assigned := make(chan struct{})
+	var once sync.Once
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(brokerAddr),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.DisableAutoCommit(),
+		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
+			once.Do(func() { close(assigned) })
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("bare follower: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	f := &bareFollower{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		defer cl.Close()
+		f.fail(f.follow(ctx, cl))
+	}()
+	select {
+	case <-assigned:
+		return f, nil
+	case <-f.done:
+		return nil, f.err()
+	case <-time.After(readyTimeout):
+		_ = f.stop()
+		return nil, fmt.Errorf("bare follower: no partitions assigned within %s", readyTimeout)
+	}
+}
+
+// follow polls and commits until ctx is done.
+func (f *bareFollower) follow(ctx context.Context, cl *kgo.Client) error {
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ferr error
+		fetches.EachError(func(t string, p int32, err error) {
+			ferr = errors.Join(ferr, fmt.Errorf("%s[%d]: %w", t, p, err))
+		})
+		if ferr != nil {
+			return fmt.Errorf("bare follower fetch: %w", ferr)
+		}
+		if fetches.NumRecords() == 0 {
+			continue
+		}
+		if err := cl.CommitUncommittedOffsets(ctx); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("bare follower commit: %w", err)
+		}
+	}
+}
+
+func (f *bareFollower) fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed == nil {
+		f.failed = err
+	}
+}
+
+// err is why the follower stopped on its own, or nil while it runs.
+func (f *bareFollower) err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed == nil {
+		select {
+		case <-f.done:
+			return errors.New("bare follower stopped")
+		default:
+		}
+	}
+	return f.failed
+}
+
+// stop stops the follower and returns why it had stopped before, if it had.
+func (f *bareFollower) stop() error {
+	err := f.err()
+	f.cancel()
+	<-f.done
+	return err
 }

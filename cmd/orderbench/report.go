@@ -29,9 +29,8 @@ func printResult(w io.Writer, r result) {
 	row("cpu", "while draining: %s", r.drainCPU)
 	row("memory", "peak RSS %s: VmHWM %s at the end, %s when the backlog was drained; largest VmRSS sampled every %s %s",
 		mib(r.peak()), mib(r.peakRSS), mib(r.hwmAfterDrain), rssPoll, mib(r.peakSampledRSS))
-	row("latency", "at %d/s: p50 %s, p90 %s, p99 %s, max %s over %d records (%d never seen committed)",
-		r.latencyRate, ms(r.p50), ms(r.p90), ms(r.p99), ms(r.maxLatency), r.latencySamples, r.latencyUnseen)
-	row("", "produce → offset commit seen; resolution: committed offsets polled every %s on average", ms(r.pollResolution))
+	row("latency", "at %d/s: %s", r.latencyRate, r.latency)
+	row("", "produce → offset commit seen; resolution: committed offsets polled every %s on average", ms(r.latency.resolution))
 	if float64(r.latencyRate) > r.throughput {
 		row("", "NOTE: %d/s is above the drained throughput, so these latencies are mostly queueing", r.latencyRate)
 	}
@@ -41,7 +40,14 @@ func printResult(w io.Writer, r result) {
 	row("bare consumer", "%.0f ev/s: %d events %s after its first record (%s after client start)",
 		r.bare.throughput, r.bare.records, secs(r.bare.fromFirst), secs(r.bare.fromStart))
 	row("orderd/bare", "%.1f %%", r.percentOfBare())
+	row("latency floor", "a bare consumer committing after every poll, at %d/s on a fresh topic: %s", r.latencyRate, r.floor)
 	_ = tw.Flush()
+}
+
+// String formats the percentiles for printResult.
+func (f latencyFigures) String() string {
+	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, max %s over %d records (%d never seen committed)",
+		ms(f.p50), ms(f.p90), ms(f.p99), ms(f.max), f.samples, f.unseen)
 }
 
 // dlqNote explains a non-empty DLQ: generated events are all valid.
@@ -54,12 +60,13 @@ func dlqNote(n int64) string {
 
 // printMarkdown prints every store's headline figures as a markdown table.
 func printMarkdown(w io.Writer, o options, rs []result) {
-	fmt.Fprintf(w, "\n| store | events | partitions | throughput ev/s | %% of bare consumer | p50 / p99 ms at %d/s | peak RSS MiB | idle RSS MiB | ready s |\n", o.rate)
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(w, "\n| store | events | partitions | throughput ev/s | %% of bare consumer | p50 / p99 ms at %d/s | bare consumer's p50 / p99 ms | peak RSS MiB | idle RSS MiB | ready s |\n", o.rate)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	msf := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, r := range rs {
-		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.1f | %.1f / %.1f | %.1f | %.1f | %.2f |\n",
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.1f | %.1f / %.1f | %.1f / %.1f | %.1f | %.1f | %.2f |\n",
 			r.store, r.events, r.partitions, r.throughput, r.percentOfBare(),
-			float64(r.p50)/float64(time.Millisecond), float64(r.p99)/float64(time.Millisecond),
+			msf(r.latency.p50), msf(r.latency.p99), msf(r.floor.p50), msf(r.floor.p99),
 			float64(r.peak())/(1<<20), float64(r.idleRSS)/(1<<20), r.ready.Seconds())
 	}
 }
