@@ -40,6 +40,20 @@ const DefaultEmbeddedAddr = "127.0.0.1:9092"
 // for a MaxRecordBytes record and the headers the DLQ adds to it.
 const EmbeddedMaxMessageBytes = MaxRecordBytes + 1<<20
 
+// groupsLogCompactBytes is the size at which the broker rewrites the log
+// of committed offsets it keeps in its data directory (kfake's
+// state.log.compact.bytes; its default is 10 MiB). Every offset commit
+// appends to that log, and the rewrite reads and decodes all of it while
+// the broker serves nothing else, so the pause grows with the threshold.
+// At 5,000 events/s the service's commits grow it by 0.4-0.5 MB/s: with
+// 10 MiB, orderbench's bare consumer saw pauses of 200-300 ms, and with
+// 256 KiB its slowest record took 11 ms (docs/BENCHMARKS.md, item 21). A
+// rewrite keeps the latest commit of each group's partitions, about 100
+// bytes each, so the log stays below the threshold for up to some 2,500 of
+// them (about 400 groups of 6 partitions) whose offsets have not expired;
+// beyond that every commit would rewrite it.
+const groupsLogCompactBytes = 256 << 10
+
 // EmbeddedConfig configures the in-process Kafka-protocol broker.
 type EmbeddedConfig struct {
 	// Addr is the host:port to listen on (EMBEDDED_KAFKA_ADDR); port 0
@@ -107,7 +121,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		// oversized record would be refused at produce time, and one that
 		// got in compressed could not be dead-lettered whole. Accept what
 		// the consumer fetches and the DLQ writes (MaxRecordBytes + headers).
-		kfake.BrokerConfigs(map[string]string{"message.max.bytes": strconv.Itoa(EmbeddedMaxMessageBytes)}),
+		// The commit log's rewrite threshold: see groupsLogCompactBytes.
+		kfake.BrokerConfigs(map[string]string{
+			"message.max.bytes":       strconv.Itoa(EmbeddedMaxMessageBytes),
+			"state.log.compact.bytes": strconv.Itoa(groupsLogCompactBytes),
+		}),
 		kfake.WithLogger(kfakeSlog{l: logger}),
 		kfake.MaxVersions(withoutClientMetrics()),
 		// kfake binds 127.0.0.1 on its own; we bind what was asked for.

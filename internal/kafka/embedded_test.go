@@ -436,3 +436,58 @@ func TestEmbeddedChildBroker(t *testing.T) {
 	io.Copy(io.Discard, os.Stdin)
 	e.Close()
 }
+
+// TestEmbeddedKeepsItsCommitLogSmall commits many offsets to a broker with
+// a data directory and checks that the log it keeps them in is rewritten
+// well before kfake's default 10 MiB: the rewrite stops the broker for as
+// long as it takes to read the whole log.
+func TestEmbeddedKeepsItsCommitLogSmall(t *testing.T) {
+	const (
+		partitions = 50
+		commits    = 200 // about 100 bytes per partition each: some 1 MB in all
+	)
+	dir := filepath.Join(t.TempDir(), "kafka-data")
+	e := embStart(t, kafka.EmbeddedConfig{Addr: "127.0.0.1:0", DataDir: dir, Partitions: partitions, Topics: []string{"orders"}})
+	adm := kadm.NewClient(embClient(t, e.Addr()))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	log := filepath.Join(dir, "groups.log")
+	var largest int64
+	for i := range commits {
+		var offs kadm.Offsets
+		for p := range int32(partitions) {
+			offs.AddOffset("orders", p, int64(i+1), -1)
+		}
+		resp, err := adm.CommitOffsets(ctx, "orderd-test", offs)
+		if err == nil {
+			err = resp.Error()
+		}
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+		size, err := fileSize(log)
+		if err != nil {
+			t.Fatalf("commit log: %v", err)
+		}
+		largest = max(largest, size)
+	}
+	if limit := int64(512 << 10); largest > limit {
+		t.Errorf("the commit log grew to %d bytes over %d commits of %d partitions, want it rewritten before %d", largest, commits, partitions, limit)
+	}
+	offsets, err := adm.FetchOffsets(ctx, "orderd-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offsets.Lookup("orders", partitions-1); !ok || o.At != commits {
+		t.Errorf("last partition's committed offset = %d (found %v), want %d", o.At, ok, commits)
+	}
+}
+
+// fileSize returns the size of the file at path.
+func fileSize(path string) (int64, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
