@@ -148,6 +148,11 @@ const (
 	// commitRetry is how soon a failed offset commit is tried again when no
 	// record finishes meanwhile.
 	commitRetry = time.Second
+	// commitFailedPause is how long the commit loop waits after a failed
+	// commit, however many records finish meanwhile, so that a broker that
+	// refuses commits is not asked again (and the failure logged) for
+	// every finished batch.
+	commitFailedPause = 100 * time.Millisecond
 	// maxQueued records waiting in one partition's queue pause fetching
 	// that partition until half of them are handled, so a partition stuck
 	// on a transient error does not buffer its whole backlog in memory.
@@ -615,8 +620,9 @@ func (s *session) poll(ctx context.Context) {
 
 // commitLoop commits finished offsets as records finish, one commit at a
 // time (and at most once per commit interval, if one is set), so that a
-// commit covers whatever finished meanwhile; a failed commit is retried
-// after commitRetry if nothing finishes sooner.
+// commit covers whatever finished meanwhile. A failed commit is tried again
+// commitFailedPause later if records finished meanwhile, else after
+// commitRetry.
 func (s *session) commitLoop(ctx context.Context) {
 	t := time.NewTicker(commitRetry)
 	defer t.Stop()
@@ -627,8 +633,11 @@ func (s *session) commitLoop(ctx context.Context) {
 		case <-s.c.progressed:
 		case <-t.C:
 		}
-		_ = s.commit(ctx, s.c.currentWorkers())
-		if s.c.commitEvery > 0 && !pause(ctx, nil, s.c.commitEvery) {
+		wait := s.c.commitEvery
+		if err := s.commit(ctx, s.c.currentWorkers()); err != nil {
+			wait = max(wait, commitFailedPause)
+		}
+		if wait > 0 && !pause(ctx, nil, wait) {
 			return
 		}
 	}

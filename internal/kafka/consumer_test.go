@@ -579,6 +579,40 @@ func TestConsumerRedeliversUncommitted(t *testing.T) {
 	}
 }
 
+// TestConsumerPacesFailedCommits has every offset commit fail while
+// records finish one by one, and checks that the consumer does not ask the
+// broker again for each of them: commits follow finished records at once
+// only while they succeed.
+func TestConsumerPacesFailedCommits(t *testing.T) {
+	const records = 60
+	kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
+	var recs []*kgo.Record
+	for i := range records {
+		recs = append(recs, &kgo.Record{Topic: ctTopic, Partition: 0, Value: fmt.Appendf(nil, "ok|%d", i)})
+	}
+	kc.Produce(recs...)
+	commits := kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetCommit}, Group: ctGroup, Err: kerr.UnknownServerError, Count: -1})
+	defer commits.Remove()
+
+	rec := newRecorder()
+	rec.delay = 5 * time.Millisecond
+	c := ctNew(t, ctConfig(kc), rec.handler("paced"))
+	start := time.Now()
+	stop := ctRun(t, c)
+	kafkatest.Eventually(t, 20*time.Second, func() bool { return rec.okCount() == records }, "consumer handles all")
+	took := time.Since(start)
+	attempts := commits.Hits()
+	stop()
+	// One attempt per 100 ms pause, plus the first; a consumer that tried
+	// again for every finished record would have made about one per record.
+	if limit := int(took/(100*time.Millisecond)) + 2; attempts > limit {
+		t.Errorf("%d commit attempts while %d records finished in %s, want at most %d", attempts, records, took, limit)
+	}
+	if attempts == 0 {
+		t.Error("no commit attempted")
+	}
+}
+
 func TestConsumerRebalance(t *testing.T) {
 	const partitions, keys, perPhase = 6, 12, 20 // records per key per phase
 	kc := kafkatest.New(t, partitions, []string{ctTopic, ctDLQ})
