@@ -98,7 +98,7 @@ func startProc(bin, tmp, name string, env map[string]string, args ...string) (*p
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = childAttr()
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir}
-	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GODEBUG"} { // runtime settings, to compare
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GODEBUG", "GOMAXPROCS"} { // runtime settings, to compare
 		if v, ok := os.LookupEnv(k); ok {
 			cmd.Env = append(cmd.Env, k+"="+v)
 		}
