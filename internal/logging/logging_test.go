@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -347,6 +350,37 @@ func TestTextQuoting(t *testing.T) {
 	}
 }
 
+// TestNeedsQuoting checks the byte-by-byte ASCII path of needsQuoting
+// against the rule it implements, for every byte and for runes beyond ASCII.
+func TestNeedsQuoting(t *testing.T) {
+	rule := func(s string) bool {
+		if s == "" {
+			return true
+		}
+		for i, r := range s {
+			if r == utf8.RuneError {
+				if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+					return true
+				}
+			}
+			if unicode.IsSpace(r) || r == '"' || r == '=' || !unicode.IsPrint(r) {
+				return true
+			}
+		}
+		return false
+	}
+	cases := []string{"", "plain", "order-1", "a b", "café", "naïve=1", "\u00a0", "x\u2028y", "\u200b",
+		"\ufffd", "\xff", "ok\xc3", "日本語", "tab\there", "emoji 🙂", "🙂"}
+	for b := range 256 {
+		cases = append(cases, string([]byte{byte(b)}), "x"+string([]byte{byte(b)})+"y")
+	}
+	for _, s := range cases {
+		if got, want := needsQuoting(s), rule(s); got != want {
+			t.Errorf("needsQuoting(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
 func TestConcurrentLinesIntact(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "error.log")
 	logger, buf := newLogger(t, Options{File: path})
@@ -398,5 +432,24 @@ func TestNewErrors(t *testing.T) {
 				t.Errorf("New error = %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// BenchmarkInfoLine measures one text line like the consumer's per-record
+// "record handled" line.
+func BenchmarkInfoLine(b *testing.B) {
+	logger, _, err := New(Options{Stderr: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		logger.LogAttrs(ctx, slog.LevelInfo, "record handled",
+			slog.String("correlation_id", "bench-1795700241479262425-pre-000123"),
+			slog.String("event_id", "7f0c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f"), slog.String("event", "OrderCreated"),
+			slog.String("order_id", "bench-1795700241479262425-pre-000123"),
+			slog.String("topic", "bench-postgres-1795700298617217041"), slog.Int("partition", 3),
+			slog.Int64("offset", 123456), slog.Int("attempts", 1), slog.Duration("duration", 41*time.Microsecond))
 	}
 }

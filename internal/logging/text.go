@@ -153,19 +153,28 @@ func appendString(buf []byte, s string) []byte {
 	return append(buf, s...)
 }
 
+// needsQuoting reports whether appendString must quote s. ASCII, nearly all
+// of what is logged, is judged byte by byte: below it is the same rule as
+// for the other runes, without decoding them (it was 5% of the service's
+// CPU in a PostgreSQL drain's profile).
 func needsQuoting(s string) bool {
 	if s == "" {
 		return true
 	}
-	for i, r := range s {
-		if r == utf8.RuneError {
-			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			// Space and control characters, DEL, '"' and '='.
+			if b <= ' ' || b == 0x7f || b == '"' || b == '=' {
 				return true
 			}
+			i++
+			continue
 		}
-		if unicode.IsSpace(r) || r == '"' || r == '=' || !unicode.IsPrint(r) {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 || unicode.IsSpace(r) || !unicode.IsPrint(r) {
 			return true
 		}
+		i += size
 	}
 	return false
 }
