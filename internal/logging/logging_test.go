@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -377,6 +378,23 @@ func TestNeedsQuoting(t *testing.T) {
 	for _, s := range cases {
 		if got, want := needsQuoting(s), rule(s); got != want {
 			t.Errorf("needsQuoting(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// TestAppendValueScalars checks that numbers, bools and durations, which
+// appendValue writes without a string in between, come out as slog.Value's
+// String, quoted as appendString would (never, for these).
+func TestAppendValueScalars(t *testing.T) {
+	values := []slog.Value{
+		slog.Int64Value(0), slog.Int64Value(-42), slog.Int64Value(math.MaxInt64), slog.Int64Value(math.MinInt64),
+		slog.Uint64Value(math.MaxUint64), slog.Float64Value(1.5), slog.Float64Value(1e21), slog.Float64Value(-0.000001),
+		slog.Float64Value(math.NaN()), slog.Float64Value(math.Inf(-1)), slog.BoolValue(true), slog.BoolValue(false),
+		slog.DurationValue(0), slog.DurationValue(41 * time.Microsecond), slog.DurationValue(-90 * time.Minute),
+	}
+	for _, v := range values {
+		if got, want := string(appendValue(nil, v)), string(appendString(nil, v.String())); got != want {
+			t.Errorf("appendValue(%v) = %q, want %q", v, got, want)
 		}
 	}
 }

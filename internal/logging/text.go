@@ -139,7 +139,17 @@ func appendValue(buf []byte, v slog.Value) []byte {
 		default:
 			return appendString(buf, fmt.Sprintf("%+v", x))
 		}
-	default: // numbers, bools, durations
+	case slog.KindInt64:
+		return strconv.AppendInt(buf, v.Int64(), 10)
+	case slog.KindUint64:
+		return strconv.AppendUint(buf, v.Uint64(), 10)
+	case slog.KindFloat64:
+		return strconv.AppendFloat(buf, v.Float64(), 'g', -1, 64)
+	case slog.KindBool:
+		return strconv.AppendBool(buf, v.Bool())
+	case slog.KindDuration:
+		return append(buf, v.Duration().String()...)
+	default:
 		return appendString(buf, v.String())
 	}
 }
