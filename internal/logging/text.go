@@ -164,9 +164,9 @@ func appendString(buf []byte, s string) []byte {
 }
 
 // needsQuoting reports whether appendString must quote s. ASCII, nearly all
-// of what is logged, is judged byte by byte: below it is the same rule as
-// for the other runes, without decoding them (it was 5% of the service's
-// CPU in a PostgreSQL drain's profile).
+// of what is logged, is judged byte by byte by the same rule as the other
+// runes, without decoding it: decoding every rune was 5% of the service's
+// CPU in a PostgreSQL drain's profile.
 func needsQuoting(s string) bool {
 	if s == "" {
 		return true
