@@ -45,9 +45,9 @@ const EmbeddedMaxMessageBytes = MaxRecordBytes + 1<<20
 // state.log.compact.bytes; its default is 10 MiB). Every offset commit
 // appends to that log, and the rewrite reads and decodes all of it while
 // the broker serves nothing else, so the pause grows with the threshold.
-// At 5,000 events/s the service's commits grow it by 0.4-0.5 MB/s: with
-// 10 MiB, orderbench's bare consumer saw pauses of 200-300 ms, and with
-// 256 KiB its slowest records took 11-14 ms (docs/BENCHMARKS.md, item 21). A
+// At 5,000 events/s the service's commits grow it by 0.4-0.5 MB/s. With
+// 10 MiB, the slowest records of orderbench's bare consumer mostly took
+// 170-310 ms; with 256 KiB, 11-14 ms (docs/BENCHMARKS.md, item 21). A
 // rewrite keeps the latest commit of each group's partitions, about 100
 // bytes each, so the log stays below the threshold for up to some 2,500 of
 // them (about 400 groups of 6 partitions) whose offsets have not expired;
