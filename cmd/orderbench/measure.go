@@ -307,18 +307,33 @@ type bareResult struct {
 	throughput float64       // records / fromFirst
 }
 
-// bareConsume drains topic up to target with a plain franz-go group
-// consumer in a new group that commits after every poll and does nothing
-// with the records: the ceiling of what a Kafka consumer can do here.
-func bareConsume(ctx context.Context, brokerAddr, topic, group string, target offsets) (bareResult, error) {
-	start := time.Now()
-	cl, err := kgo.NewClient(
+// bareClient is a plain franz-go group consumer of topic from its start, in
+// group, that commits only when told to; extra options come last.
+func bareClient(brokerAddr, topic, group string, extra ...kgo.Opt) (*kgo.Client, error) {
+	return kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(brokerAddr),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.DisableAutoCommit(),
-	)
+	}, extra...)...)
+}
+
+// fetchErrors joins the errors of a poll's fetches, or returns nil.
+func fetchErrors(fetches kgo.Fetches) error {
+	var errs []error
+	fetches.EachError(func(t string, p int32, err error) {
+		errs = append(errs, fmt.Errorf("%s[%d]: %w", t, p, err))
+	})
+	return errors.Join(errs...)
+}
+
+// bareConsume drains topic up to target with a plain franz-go group
+// consumer in a new group that commits after every poll and does nothing
+// with the records: the ceiling of what a Kafka consumer can do here.
+func bareConsume(ctx context.Context, brokerAddr, topic, group string, target offsets) (bareResult, error) {
+	start := time.Now()
+	cl, err := bareClient(brokerAddr, topic, group)
 	if err != nil {
 		return bareResult{}, fmt.Errorf("bare consumer: %w", err)
 	}
@@ -331,12 +346,8 @@ func bareConsume(ctx context.Context, brokerAddr, topic, group string, target of
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("bare consumer: %w", err)
 		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			ferr = errors.Join(ferr, fmt.Errorf("%s[%d]: %w", t, p, err))
-		})
-		if ferr != nil {
-			return res, fmt.Errorf("bare consumer fetch: %w", ferr)
+		if err := fetchErrors(fetches); err != nil {
+			return res, fmt.Errorf("bare consumer fetch: %w", err)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			if first.IsZero() {
@@ -371,16 +382,10 @@ type bareFollower struct {
 func followBare(ctx context.Context, brokerAddr, topic, group string) (*bareFollower, error) {
 	assigned := make(chan struct{})
 	var once sync.Once
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokerAddr),
-		kgo.ConsumerGroup(group),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.DisableAutoCommit(),
+	cl, err := bareClient(brokerAddr, topic, group,
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
 			once.Do(func() { close(assigned) })
-		}),
-	)
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("bare follower: %w", err)
 	}
@@ -409,12 +414,8 @@ func (f *bareFollower) follow(ctx context.Context, cl *kgo.Client) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		var ferr error
-		fetches.EachError(func(t string, p int32, err error) {
-			ferr = errors.Join(ferr, fmt.Errorf("%s[%d]: %w", t, p, err))
-		})
-		if ferr != nil {
-			return fmt.Errorf("bare follower fetch: %w", ferr)
+		if err := fetchErrors(fetches); err != nil {
+			return fmt.Errorf("bare follower fetch: %w", err)
 		}
 		if fetches.NumRecords() == 0 {
 			continue

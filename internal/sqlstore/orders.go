@@ -186,11 +186,7 @@ func (s *Store) loadItems(ctx context.Context, query queryFunc, ids []string) (m
 			return err
 		}
 		defer rows.Close()
-		items, err := scanItems(rows, len(ids))
-		for id, its := range items {
-			out[id] = its
-		}
-		return err
+		return scanItems(rows, out)
 	})
 	if err != nil {
 		return nil, classify(fmt.Errorf("load order items: %w", err))
@@ -198,18 +194,18 @@ func (s *Store) loadItems(ctx context.Context, query queryFunc, ids []string) (m
 	return out, nil
 }
 
-// scanItems returns the items of rows (of itemsQuery, in order) by order id.
-func scanItems(rows rowIter, orders int) (map[string][]order.Item, error) {
-	out := make(map[string][]order.Item, orders)
+// scanItems adds the items of rows (of itemsQuery, in order) to out, by
+// order id.
+func scanItems(rows rowIter, out map[string][]order.Item) error {
 	for rows.Next() {
 		var (
 			orderID string
 			it      order.Item
 		)
 		if err := rows.Scan(&orderID, &it.ProductID, &it.Quantity, &it.UnitPrice, &it.TotalPrice, &it.Reserved); err != nil {
-			return out, err
+			return err
 		}
 		out[orderID] = append(out[orderID], it)
 	}
-	return out, rows.Err()
+	return rows.Err()
 }

@@ -159,10 +159,8 @@ func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
 			return t.scanInbox(rows)
 		})
 	}
-	var (
-		found []string
-		items map[string][]order.Item
-	)
+	var found []string
+	items := make(map[string][]order.Item, len(orderIDs))
 	if len(orderIDs) > 0 {
 		b.Queue(ordersQuery+"= ANY($1) ORDER BY id FOR UPDATE", orderIDs).Query(func(rows pgx.Rows) error {
 			var err error
@@ -170,9 +168,7 @@ func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
 			return err
 		})
 		b.Queue(itemsQuery+"= ANY($1) ORDER BY order_id, line_no", orderIDs).Query(func(rows pgx.Rows) error {
-			var err error
-			items, err = scanItems(rows, len(orderIDs))
-			return err
+			return scanItems(rows, items)
 		})
 	}
 	if len(products) > 0 || len(orderIDs) > 0 {
