@@ -45,7 +45,7 @@ const EmbeddedMaxMessageBytes = MaxRecordBytes + 1<<20
 // state.log.compact.bytes; its default is 10 MiB). Every offset commit
 // appends to that log, and the rewrite reads and decodes all of it while
 // the broker serves nothing else, so the pause grows with the threshold.
-// At 5,000 events/s the service's commits grow it by 0.4-0.5 MB/s. With
+// At 5,000 events/s the service's commits grow it by 0.3-0.5 MB/s. With
 // 10 MiB, the slowest records of orderbench's bare consumer mostly took
 // 170-310 ms; with 256 KiB, 11-14 ms (docs/BENCHMARKS.md, item 21). A
 // rewrite keeps the latest commit of each group's partitions, about 100
