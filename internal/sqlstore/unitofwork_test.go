@@ -259,6 +259,9 @@ func TestConcurrentInboxInsertIsTransient(t *testing.T) {
 	if err == nil || fault.KindOf(err) != fault.Transient {
 		t.Fatalf("second transaction: %v (%v), want a transient error", err, fault.KindOf(err))
 	}
+	if !strings.Contains(err.Error(), "another transaction inserted it") {
+		t.Errorf("second transaction: %v, want it to say another transaction inserted the key", err)
+	}
 	if _, err := s.GetOrder(ctx, "second"); order.ReasonOf(err) != order.ReasonNotFound {
 		t.Errorf("the failed transaction's order: %v, want not found", err)
 	}
@@ -299,6 +302,9 @@ func TestConcurrentOrderInsertIsTransient(t *testing.T) {
 		})
 	if err == nil || fault.KindOf(err) != fault.Transient {
 		t.Fatalf("second transaction: %v (%v), want a transient error", err, fault.KindOf(err))
+	}
+	if !strings.Contains(err.Error(), "another transaction inserted it") {
+		t.Errorf("second transaction: %v, want it to say another transaction inserted the key", err)
 	}
 	if seen, err := s.ProcessedEvent(ctx, "e2"); err != nil || seen {
 		t.Errorf("the failed transaction's inbox entry: %v, %v; want none", seen, err)
