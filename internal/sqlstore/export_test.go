@@ -24,3 +24,6 @@ func (s *Store) Collation(ctx context.Context, table, column string) (string, er
 		WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`, table, column).Scan(&c)
 	return c.String, err
 }
+
+// DB is the store's write pool, for tests of the schema itself.
+func (s *Store) DB() *sql.DB { return s.db }

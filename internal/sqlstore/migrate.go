@@ -41,7 +41,7 @@ func (s *Store) migrator(ctx context.Context) (*goose.Provider, error) {
 	opts := []goose.ProviderOption{
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithSlog(s.log),
-		goose.WithGoMigrations(s.byteOrderKeys()),
+		goose.WithGoMigrations(s.byteOrderKeys(), s.itemsReferenceOrders()),
 	}
 	dialect := goose.DialectSQLite3
 	if s.dialect == DialectPostgres {

@@ -1,0 +1,112 @@
+package sqlstore_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/orderd/orderd/internal/sqlstore"
+)
+
+// TestItemsReferenceOrders: an item must name an existing order, an order
+// with items keeps its id, and deleting an order deletes its items. SQLite
+// has its foreign key for it; PostgreSQL has migration 4's triggers, and the
+// foreign key again once migration 4 is undone: the same statements must
+// pass and fail in all three. On PostgreSQL an item also locks its order
+// until its transaction ends, as the foreign key did.
+func TestItemsReferenceOrders(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := testContext(t)
+		db := s.DB()
+		check := func(when, p string) {
+			t.Helper()
+			create(t, s, newOrder(t, p+"o1"), newOrder(t, p+"o2"))
+			exec := func(q string) error {
+				_, err := db.ExecContext(ctx, fmt.Sprintf(q, p))
+				return err
+			}
+			item := `INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price, total_price) VALUES `
+			for _, r := range []struct{ what, q string }{
+				{"an item of a missing order", item + `('%[1]smissing', 1, 'p1', 1, 1, 1)`},
+				{"items of an order and of a missing one", item + `('%[1]so1', 3, 'p1', 1, 1, 1), ('%[1]smissing', 1, 'p1', 1, 1, 1)`},
+				{"an item moved to a missing order", `UPDATE order_items SET order_id = '%[1]smissing' WHERE order_id = '%[1]so1' AND line_no = 1`},
+				{"a new id for an order with items", `UPDATE orders SET id = '%[1]srenamed' WHERE id = '%[1]so1'`},
+			} {
+				err := exec(r.q)
+				var pgErr *pgconn.PgError
+				switch {
+				case err == nil:
+					t.Errorf("%s: %s was accepted", when, r.what)
+				case s.Dialect() == sqlstore.DialectPostgres && (!errors.As(err, &pgErr) || pgErr.Code != "23503"):
+					t.Errorf("%s: %s: %v, want foreign_key_violation (23503)", when, r.what, err)
+				}
+			}
+			for _, q := range []string{
+				item + `('%[1]so1', 3, 'p1', 1, 1, 1)`,
+				`UPDATE order_items SET order_id = '%[1]so2', line_no = 4 WHERE order_id = '%[1]so1' AND line_no = 3`,
+				`DELETE FROM orders WHERE id = '%[1]so1'`,
+			} {
+				if err := exec(q); err != nil {
+					t.Fatalf("%s: %s: %v", when, fmt.Sprintf(q, p), err)
+				}
+			}
+			for id, want := range map[string]int{p + "o1": 0, p + "o2": 3} {
+				var n int
+				err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT count(*) FROM order_items WHERE order_id = '%s'`, id)).Scan(&n)
+				if err != nil || n != want {
+					t.Errorf("%s: order %s has %d items (%v), want %d", when, id, n, err, want)
+				}
+			}
+			if s.Dialect() != sqlstore.DialectPostgres {
+				return
+			}
+			// lockable reports whether another transaction could lock the
+			// order for an update (or delete) now.
+			lockable := func() bool {
+				t.Helper()
+				var one int
+				err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT 1 FROM orders WHERE id = '%so2' FOR UPDATE NOWAIT`, p)).Scan(&one)
+				var pgErr *pgconn.PgError
+				if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
+					return false
+				}
+				if err != nil {
+					t.Fatalf("%s: lock order: %v", when, err)
+				}
+				return true
+			}
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = tx.Rollback() }()
+			if _, err := tx.ExecContext(ctx, fmt.Sprintf(item+`('%so2', 5, 'p1', 1, 1, 1)`, p)); err != nil {
+				t.Fatalf("%s: insert an item in a transaction: %v", when, err)
+			}
+			if lockable() {
+				t.Errorf("%s: an open transaction's new item does not lock its order", when)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if !lockable() {
+				t.Errorf("%s: the order is still locked after the commit", when)
+			}
+		}
+		check("migrated", "a-")
+		if s.Dialect() != sqlstore.DialectPostgres {
+			return
+		}
+		if err := s.MigrateDownTo(ctx, 3); err != nil {
+			t.Fatalf("down to 3: %v", err)
+		}
+		check("down to 3 (the foreign key)", "b-")
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("up again: %v", err)
+		}
+		check("up again", "c-")
+	})
+}
