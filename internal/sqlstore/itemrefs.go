@@ -20,7 +20,9 @@ import (
 //     FOR KEY SHARE until the transaction ends, as the foreign key locked
 //     them, so that none is deleted or re-keyed meanwhile
 //     (foreign_key_violation, 23503, otherwise).
-//   - Deleting orders deletes their items (the key's ON DELETE CASCADE).
+//   - Deleting orders deletes their items (the key's ON DELETE CASCADE), and
+//     so does truncating them (which the key refused unless the items were
+//     truncated with them).
 //   - An order's id cannot change while items name it (the key's NO
 //     ACTION).
 //
@@ -72,6 +74,13 @@ func (s *Store) itemsReferenceOrders() *goose.Migration {
 			`CREATE TRIGGER orders_deleted AFTER DELETE ON orders
 				REFERENCING OLD TABLE AS old_orders
 				FOR EACH STATEMENT EXECUTE FUNCTION orders_delete_items()`,
+			`CREATE FUNCTION orders_truncate_items() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN
+				TRUNCATE order_items;
+				RETURN NULL;
+			END $$`,
+			`CREATE TRIGGER orders_truncated AFTER TRUNCATE ON orders
+				FOR EACH STATEMENT EXECUTE FUNCTION orders_truncate_items()`,
 			`CREATE FUNCTION orders_keep_referenced_id() RETURNS trigger LANGUAGE plpgsql AS $$
 			BEGIN
 				IF EXISTS (SELECT FROM order_items WHERE order_id = OLD.id) THEN
@@ -86,6 +95,8 @@ func (s *Store) itemsReferenceOrders() *goose.Migration {
 				EXECUTE FUNCTION orders_keep_referenced_id()`,
 		)},
 		&goose.GoFunc{RunTx: run(
+			`DROP TRIGGER orders_truncated ON orders`,
+			`DROP FUNCTION orders_truncate_items()`,
 			`DROP TRIGGER orders_id_changed ON orders`,
 			`DROP FUNCTION orders_keep_referenced_id()`,
 			`DROP TRIGGER orders_deleted ON orders`,
