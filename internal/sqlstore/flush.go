@@ -82,6 +82,10 @@ type write struct {
 	// left unchanged is gone, why says gone: a bug.
 	key  string
 	gone string
+	// insert: the statement inserts its rows. On PostgreSQL it has no ON
+	// CONFLICT, so it inserts every row or fails, and execWrites does not
+	// have it return its rows to be counted.
+	insert bool
 }
 
 // rowsWrite is a write that must change every row it is given.
@@ -91,7 +95,7 @@ func rowsWrite(what, head string, types []string, tail string, args []any, gone 
 
 // insertWrite is a write of new keys, whose columns key names.
 func insertWrite(what, head string, types []string, key string, args []any) write {
-	return write{what: what, head: head, types: types, args: args, key: key}
+	return write{what: what, head: head, types: types, args: args, key: key, insert: true}
 }
 
 // check reports a write that changed fewer rows than it was given.
@@ -163,9 +167,11 @@ func (t *tx) orderWrites(ws []write) []write {
 			// orders' write (transient) before its items are written on
 			// SQLite; on PostgreSQL, where both go in one statement, either
 			// can be the unique violation, and both are transient.
-			ws = append(ws, rowsWrite(what+": items",
+			items := rowsWrite(what+": items",
 				`INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price, total_price, reserved) `,
-				itemTypes, ``, items, "an item was not inserted"))
+				itemTypes, ``, items, "an item was not inserted")
+			items.insert = true
+			ws = append(ws, items)
 		}
 	}
 	if len(updated) == 0 {
@@ -226,32 +232,40 @@ const uniqueViolation = "23505"
 // "SELECT * FROM unnest(CAST($n AS TEXT[]), …)", an array parameter per
 // column, so the statement's shape depends on which tables are written, not
 // on the row count, and the server parses and binds far less than a VALUES
-// list. Foreign keys are checked at the end of the statement, so items see
-// the orders inserted beside them.
+// list. The updates return their rows to be counted; the inserts return none
+// (see write.insert). The items' check (migration 4) runs at the end of the
+// statement, so items see the orders inserted beside them.
 func (t *tx) execWrites(ctx context.Context, ws []write) error {
 	var (
 		q      strings.Builder
-		counts strings.Builder
+		counts []string
 		args   []any
 	)
+	changed := make([]int64, len(ws))
+	var dest []any
 	for i, w := range ws {
 		if i == 0 {
 			q.WriteString("WITH ")
 		} else {
 			q.WriteString(", ")
-			counts.WriteString(", ")
 		}
-		fmt.Fprintf(&q, "w%d AS (%s%s%s RETURNING 1)", i, w.head, unnestList(w.types, len(args)+1), w.tail)
-		fmt.Fprintf(&counts, "(SELECT count(*) FROM w%d)", i)
+		returning := " RETURNING 1"
+		if w.insert {
+			returning = "" // every row or an error (see write.insert)
+			changed[i] = int64(len(w.args) / len(w.types))
+		} else {
+			counts = append(counts, fmt.Sprintf("(SELECT count(*) FROM w%d)", i))
+			dest = append(dest, &changed[i])
+		}
+		fmt.Fprintf(&q, "w%d AS (%s%s%s%s)", i, w.head, unnestList(w.types, len(args)+1), w.tail, returning)
 		args = append(args, columnArrays(w.types, w.args)...)
 	}
-	q.WriteString(" SELECT ")
-	q.WriteString(counts.String())
-	changed := make([]int64, len(ws))
-	dest := make([]any, len(ws))
-	for i := range changed {
-		dest[i] = &changed[i]
+	if len(counts) == 0 {
+		var zero int64
+		counts, dest = []string{"0"}, []any{&zero}
 	}
+	q.WriteString(" SELECT ")
+	q.WriteString(strings.Join(counts, ", "))
 	err := func() error {
 		rows, err := t.query(ctx, q.String(), args...)
 		if err != nil {
