@@ -26,6 +26,10 @@ import (
 //   - An order's id cannot change while items name it (the key's NO
 //     ACTION).
 //
+// The functions keep the search_path they were created with, so that they
+// find this schema's tables whatever the path of the session that fires
+// them, as a foreign key (which names the table itself) would.
+//
 // The statements the store runs never change a key or delete, so only the
 // insert's check runs on the event path. SQLite keeps its foreign key:
 // its checks are cheap (no speedup without them, fifth round).
@@ -46,7 +50,7 @@ func (s *Store) itemsReferenceOrders() *goose.Migration {
 	return goose.NewGoMigration(4,
 		&goose.GoFunc{RunTx: run(
 			`ALTER TABLE order_items DROP CONSTRAINT order_items_order_id_fkey`,
-			`CREATE FUNCTION order_items_reference_orders() RETURNS trigger LANGUAGE plpgsql AS $$
+			`CREATE FUNCTION order_items_reference_orders() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 			DECLARE
 				ids    TEXT[] := ARRAY(SELECT DISTINCT order_id FROM new_items);
 				locked BIGINT;
@@ -66,7 +70,7 @@ func (s *Store) itemsReferenceOrders() *goose.Migration {
 			`CREATE TRIGGER order_items_updated AFTER UPDATE ON order_items
 				REFERENCING NEW TABLE AS new_items
 				FOR EACH STATEMENT EXECUTE FUNCTION order_items_reference_orders()`,
-			`CREATE FUNCTION orders_delete_items() RETURNS trigger LANGUAGE plpgsql AS $$
+			`CREATE FUNCTION orders_delete_items() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 			BEGIN
 				DELETE FROM order_items WHERE order_id = ANY (ARRAY(SELECT id FROM old_orders));
 				RETURN NULL;
@@ -74,14 +78,14 @@ func (s *Store) itemsReferenceOrders() *goose.Migration {
 			`CREATE TRIGGER orders_deleted AFTER DELETE ON orders
 				REFERENCING OLD TABLE AS old_orders
 				FOR EACH STATEMENT EXECUTE FUNCTION orders_delete_items()`,
-			`CREATE FUNCTION orders_truncate_items() RETURNS trigger LANGUAGE plpgsql AS $$
+			`CREATE FUNCTION orders_truncate_items() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 			BEGIN
 				TRUNCATE order_items;
 				RETURN NULL;
 			END $$`,
 			`CREATE TRIGGER orders_truncated AFTER TRUNCATE ON orders
 				FOR EACH STATEMENT EXECUTE FUNCTION orders_truncate_items()`,
-			`CREATE FUNCTION orders_keep_referenced_id() RETURNS trigger LANGUAGE plpgsql AS $$
+			`CREATE FUNCTION orders_keep_referenced_id() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 			BEGIN
 				IF EXISTS (SELECT FROM order_items WHERE order_id = OLD.id) THEN
 					RAISE foreign_key_violation USING

@@ -118,6 +118,28 @@ func TestItemsReferenceOrders(t *testing.T) {
 		if s.Dialect() != sqlstore.DialectPostgres {
 			return
 		}
+		// From a session whose search_path lacks the schema, the checks
+		// still find its orders.
+		var schema string
+		if err := db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+			t.Fatal(err)
+		}
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = conn.ExecContext(ctx, `SET search_path = pg_catalog`)
+		if err == nil {
+			_, err = conn.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]q.order_items
+				(order_id, line_no, product_id, quantity, unit_price, total_price) VALUES ('a-o2', 6, 'p1', 1, 1, 1)`, schema))
+		}
+		if err != nil {
+			t.Errorf("an item inserted from another search_path: %v", err)
+		}
+		if _, err := conn.ExecContext(ctx, `RESET search_path`); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.Close()
 		if err := s.MigrateDownTo(ctx, 3); err != nil {
 			t.Fatalf("down to 3: %v", err)
 		}
