@@ -15,7 +15,10 @@ import (
 // has its foreign key for it; PostgreSQL has migration 4's triggers, and the
 // foreign key again once migration 4 is undone: the same statements must
 // pass and fail in all three. On PostgreSQL an item also locks its order
-// until its transaction ends, as the foreign key did.
+// until its transaction ends, as the foreign key did; TRUNCATE orders leaves
+// no item without its order (the key refuses it, the triggers take the items
+// with it); and the triggers find the orders from a session whose
+// search_path lacks the schema.
 func TestItemsReferenceOrders(t *testing.T) {
 	t.Parallel()
 	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
