@@ -1,8 +1,6 @@
 package sqlstore
 
 import (
-	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/pressly/goose/v3"
@@ -22,27 +20,19 @@ import (
 // The ALTERs rewrite the tables and their indexes under an exclusive lock:
 // on a large existing database, expect start-up to wait for it once.
 func (s *Store) byteOrderKeys() *goose.Migration {
-	alter := func(collation string) func(context.Context, *sql.Tx) error {
-		return func(ctx context.Context, tx *sql.Tx) error {
-			if s.dialect != DialectPostgres {
-				return nil
-			}
-			for _, column := range []struct{ table, name string }{
-				{"order_items", "order_id"},
-				{"orders", "id"},
-				{"orders", "status"},
-				{"stock", "product_id"},
-				{"processed_events", "event_id"},
-			} {
-				q := fmt.Sprintf(`ALTER TABLE %s ALTER COLUMN %s TYPE TEXT COLLATE %s`, column.table, column.name, collation)
-				if _, err := tx.ExecContext(ctx, q); err != nil {
-					return fmt.Errorf("%s.%s: %w", column.table, column.name, err)
-				}
-			}
-			return nil
+	alter := func(collation string) *goose.GoFunc {
+		var statements []string
+		for _, column := range []struct{ table, name string }{
+			{"order_items", "order_id"},
+			{"orders", "id"},
+			{"orders", "status"},
+			{"stock", "product_id"},
+			{"processed_events", "event_id"},
+		} {
+			statements = append(statements,
+				fmt.Sprintf(`ALTER TABLE %s ALTER COLUMN %s TYPE TEXT COLLATE %s`, column.table, column.name, collation))
 		}
+		return s.onPostgres("keys compared as bytes", statements...)
 	}
-	return goose.NewGoMigration(3,
-		&goose.GoFunc{RunTx: alter(`"C"`)},
-		&goose.GoFunc{RunTx: alter(`"default"`)})
+	return goose.NewGoMigration(3, alter(`"C"`), alter(`"default"`))
 }

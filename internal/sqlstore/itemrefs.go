@@ -1,12 +1,6 @@
 package sqlstore
 
-import (
-	"context"
-	"database/sql"
-	"fmt"
-
-	"github.com/pressly/goose/v3"
-)
+import "github.com/pressly/goose/v3"
 
 // itemsReferenceOrders is migration 4: on PostgreSQL, order_items' foreign
 // key to orders becomes triggers that keep the same rules at a fraction of
@@ -30,25 +24,14 @@ import (
 // find this schema's tables whatever the path of the session that fires
 // them, as a foreign key (which names the table itself) would.
 //
-// The statements the store runs never change a key or delete, so only the
-// insert's check runs on the event path. SQLite keeps its foreign key:
+// The statements the store runs never change a key or delete, so on the
+// event path only the items' check runs, once per statement that inserts or
+// updates items. SQLite keeps its foreign key:
 // its checks are cheap (no speedup without them, fifth round).
 func (s *Store) itemsReferenceOrders() *goose.Migration {
-	run := func(statements ...string) func(context.Context, *sql.Tx) error {
-		return func(ctx context.Context, tx *sql.Tx) error {
-			if s.dialect != DialectPostgres {
-				return nil
-			}
-			for _, q := range statements {
-				if _, err := tx.ExecContext(ctx, q); err != nil {
-					return fmt.Errorf("items' reference to orders: %w", err)
-				}
-			}
-			return nil
-		}
-	}
+	const what = "items' reference to orders"
 	return goose.NewGoMigration(4,
-		&goose.GoFunc{RunTx: run(
+		s.onPostgres(what,
 			`ALTER TABLE order_items DROP CONSTRAINT order_items_order_id_fkey`,
 			`CREATE FUNCTION order_items_reference_orders() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 			DECLARE
@@ -97,8 +80,8 @@ func (s *Store) itemsReferenceOrders() *goose.Migration {
 			`CREATE TRIGGER orders_id_changed BEFORE UPDATE OF id ON orders
 				FOR EACH ROW WHEN (OLD.id IS DISTINCT FROM NEW.id)
 				EXECUTE FUNCTION orders_keep_referenced_id()`,
-		)},
-		&goose.GoFunc{RunTx: run(
+		),
+		s.onPostgres(what,
 			`DROP TRIGGER orders_truncated ON orders`,
 			`DROP FUNCTION orders_truncate_items()`,
 			`DROP TRIGGER orders_id_changed ON orders`,
@@ -110,5 +93,5 @@ func (s *Store) itemsReferenceOrders() *goose.Migration {
 			`DROP FUNCTION order_items_reference_orders()`,
 			`ALTER TABLE order_items ADD CONSTRAINT order_items_order_id_fkey
 				FOREIGN KEY (order_id) REFERENCES orders (id) ON DELETE CASCADE`,
-		)})
+		))
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderd/orderd/internal/sqlstore"
@@ -67,21 +68,6 @@ func TestItemsReferenceOrders(t *testing.T) {
 			if s.Dialect() != sqlstore.DialectPostgres {
 				return
 			}
-			// lockable reports whether another transaction could lock the
-			// order for an update (or delete) now.
-			lockable := func() bool {
-				t.Helper()
-				var one int
-				err := db.QueryRowContext(ctx, fmt.Sprintf(`SELECT 1 FROM orders WHERE id = '%so2' FOR UPDATE NOWAIT`, p)).Scan(&one)
-				var pgErr *pgconn.PgError
-				if errors.As(err, &pgErr) && pgErr.Code == "55P03" { // lock_not_available
-					return false
-				}
-				if err != nil {
-					t.Fatalf("%s: lock order: %v", when, err)
-				}
-				return true
-			}
 			// TRUNCATE orders: the foreign key refuses it; the triggers
 			// truncate the items with the orders. No item is left without
 			// its order.
@@ -107,13 +93,13 @@ func TestItemsReferenceOrders(t *testing.T) {
 			if _, err := tx.ExecContext(ctx, fmt.Sprintf(item+`('%so2', 5, 'p1', 1, 1, 1)`, p)); err != nil {
 				t.Fatalf("%s: insert an item in a transaction: %v", when, err)
 			}
-			if lockable() {
+			if rowLockable(t, db, "orders", "id", p+"o2") {
 				t.Errorf("%s: an open transaction's new item does not lock its order", when)
 			}
 			if err := tx.Commit(); err != nil {
 				t.Fatal(err)
 			}
-			if !lockable() {
+			if !rowLockable(t, db, "orders", "id", p+"o2") {
 				t.Errorf("%s: the order is still locked after the commit", when)
 			}
 		}
@@ -133,8 +119,8 @@ func TestItemsReferenceOrders(t *testing.T) {
 		}
 		_, err = conn.ExecContext(ctx, `SET search_path = pg_catalog`)
 		if err == nil {
-			_, err = conn.ExecContext(ctx, fmt.Sprintf(`INSERT INTO %[1]q.order_items
-				(order_id, line_no, product_id, quantity, unit_price, total_price) VALUES ('a-o2', 6, 'p1', 1, 1, 1)`, schema))
+			_, err = conn.ExecContext(ctx, `INSERT INTO `+pgx.Identifier{schema, "order_items"}.Sanitize()+`
+				(order_id, line_no, product_id, quantity, unit_price, total_price) VALUES ('a-o2', 6, 'p1', 1, 1, 1)`)
 		}
 		if err != nil {
 			t.Errorf("an item inserted from another search_path: %v", err)

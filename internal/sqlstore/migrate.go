@@ -78,3 +78,20 @@ func (s *Store) lockID(ctx context.Context) (int64, error) {
 	h.Write([]byte("orderd migrations " + schema.String))
 	return int64(h.Sum64() >> 1), nil
 }
+
+// onPostgres is a step of a Go migration that runs statements in order on
+// PostgreSQL and nothing on SQLite, where such a migration only records its
+// version.
+func (s *Store) onPostgres(what string, statements ...string) *goose.GoFunc {
+	return &goose.GoFunc{RunTx: func(ctx context.Context, tx *sql.Tx) error {
+		if s.dialect != DialectPostgres {
+			return nil
+		}
+		for _, q := range statements {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", what, err)
+			}
+		}
+		return nil
+	}}
+}

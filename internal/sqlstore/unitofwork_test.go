@@ -311,6 +311,31 @@ func TestConcurrentOrderInsertIsTransient(t *testing.T) {
 	}
 }
 
+// rowLockable reports whether a transaction on db can lock, for an update,
+// the row of table whose column is id now: PostgreSQL's NOWAIT fails while
+// another transaction holds a lock on it.
+func rowLockable(t *testing.T, db *sql.DB, table, column, id string) bool {
+	t.Helper()
+	ctx := testContext(t)
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var one int
+	err = tx.QueryRowContext(ctx, "SELECT 1 FROM "+table+" WHERE "+column+" = $1 FOR UPDATE NOWAIT", id).Scan(&one)
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &pgErr) && pgErr.Code == "55P03": // lock_not_available
+		return false
+	default:
+		t.Fatalf("lock %s %s: %v", table, id, err)
+		return false
+	}
+}
+
 // TestPreloadLocksWhatItReads: on PostgreSQL, Preload locks the orders it
 // finds and the stock of their items, even of products the keys do not
 // name, until the transaction ends — what flush
@@ -333,26 +358,9 @@ func TestPreloadLocksWhatItReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	// lockable reports whether another transaction can lock the row now.
 	lockable := func(table, column, id string) bool {
 		t.Helper()
-		tx, err := other.BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = tx.Rollback() }()
-		var one int
-		err = tx.QueryRowContext(ctx, "SELECT 1 FROM "+table+" WHERE "+column+" = $1 FOR UPDATE NOWAIT", id).Scan(&one)
-		var pgErr *pgconn.PgError
-		switch {
-		case err == nil:
-			return true
-		case errors.As(err, &pgErr) && pgErr.Code == "55P03": // lock_not_available
-			return false
-		default:
-			t.Fatalf("lock %s %s: %v", table, id, err)
-			return false
-		}
+		return rowLockable(t, other, table, column, id)
 	}
 	locked := []struct{ table, column, id string }{{"orders", "id", "o1"}, {"stock", "product_id", "p1"}, {"stock", "product_id", "p2"}}
 	err = s.InTx(ctx, func(tx order.Tx) error {
