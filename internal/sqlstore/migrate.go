@@ -26,8 +26,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := p.Up(ctx); err != nil {
+	applied, err := p.Up(ctx)
+	if err != nil {
 		return classify(fmt.Errorf("migrate: %w", err))
+	}
+	if len(applied) > 0 {
+		s.noteWrite()
 	}
 	return nil
 }

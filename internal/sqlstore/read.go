@@ -168,6 +168,7 @@ func (s *Store) SetStock(ctx context.Context, productID string, available int64)
 	if err != nil {
 		return order.Stock{}, classify(fmt.Errorf("set stock of product %s: %w", productID, err))
 	}
+	s.noteWrite()
 	return st, nil
 }
 

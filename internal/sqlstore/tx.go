@@ -55,6 +55,8 @@ func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 		}
 	} else if err = sqlTx.Commit(); err != nil {
 		err = classify(fmt.Errorf("commit transaction: %w", err))
+	} else {
+		s.noteWrite()
 	}
 	cache.share(ctx) // the write connection is free again
 	return err

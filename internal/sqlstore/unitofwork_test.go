@@ -508,3 +508,55 @@ func TestBackgroundCheckpoint(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestCheckpointerRestsWhenIdle: the SQLite checkpointer runs a round after
+// writes, at most one per interval, and none while nothing is written, so
+// an idle service makes no database call.
+func TestCheckpointerRestsWhenIdle(t *testing.T) {
+	t.Parallel()
+	s := sqlstoretest.OpenURL(t, "sqlite://"+filepath.Join(t.TempDir(), "orders.db"))
+	waitRounds := func(above int64) int64 {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if n := s.CheckpointRounds(); n > above {
+				return n
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no checkpoint round after a write (%d rounds)", above)
+			}
+		}
+	}
+	settle := func() int64 {
+		t.Helper()
+		// Rounds are due only after writes, at most one per 50 ms: once
+		// the count holds still for half a second, none is pending.
+		n := s.CheckpointRounds()
+		for still := time.Now(); time.Since(still) < 500*time.Millisecond; time.Sleep(20 * time.Millisecond) {
+			if m := s.CheckpointRounds(); m != n {
+				n, still = m, time.Now()
+			}
+		}
+		return n
+	}
+
+	idle := settle() // the migrations' round, if any
+	create(t, s, newOrder(t, "idle-1"))
+	afterWrite := waitRounds(idle)
+	if quiet := settle(); quiet > afterWrite+1 {
+		t.Errorf("%d rounds after one write, want at most 2", quiet-idle)
+	}
+	before := s.CheckpointRounds()
+	time.Sleep(time.Second)
+	if n := s.CheckpointRounds(); n != before {
+		t.Errorf("%d checkpoint rounds in an idle second, want none", n-before)
+	}
+
+	// A burst of writes is served by rounds at a pace, not one per write.
+	const writes = 100
+	for i := range writes {
+		create(t, s, newOrder(t, fmt.Sprintf("burst-%03d", i)))
+	}
+	if n := settle() - before; n < 1 || n >= writes {
+		t.Errorf("%d rounds for %d writes, want at least one and fewer than one per write", n, writes)
+	}
+}
