@@ -30,3 +30,6 @@ func (s *Store) DB() *sql.DB { return s.db }
 
 // CheckpointRounds is how many rounds the SQLite checkpointer has run.
 func (s *Store) CheckpointRounds() int64 { return s.rounds.Load() }
+
+// RestAfter is the checkpointer's rest after a round that took d.
+var RestAfter = restAfter

@@ -560,3 +560,21 @@ func TestCheckpointerRestsWhenIdle(t *testing.T) {
 		t.Errorf("%d rounds for %d writes, want at least one and fewer than one per write", n, writes)
 	}
 }
+
+// TestCheckpointerRestsLongerAfterLongRounds: short rounds come at most
+// every 50 ms; after a long one (a backlog draining) the checkpointer
+// rests three times as long, so it checkpoints a quarter of the time at
+// most and leaves the disk to the writer.
+func TestCheckpointerRestsLongerAfterLongRounds(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ round, rest time.Duration }{
+		{0, 50 * time.Millisecond},
+		{12 * time.Millisecond, 50 * time.Millisecond},
+		{20 * time.Millisecond, 60 * time.Millisecond},
+		{80 * time.Millisecond, 240 * time.Millisecond},
+	} {
+		if got := sqlstore.RestAfter(c.round); got != c.rest {
+			t.Errorf("rest after a round of %v = %v, want %v", c.round, got, c.rest)
+		}
+	}
+}
