@@ -52,16 +52,18 @@ const (
 	// between two rounds; it copies the SQLite write-ahead log into the
 	// database file after writes. Small rounds often hold the writer less
 	// than large ones seldom: at 5,000 events/s, produce → commit p99 was
-	// 20.4–22.2 ms with rounds at most every 50 ms against 29.9–40.9 ms
-	// with one every 200 ms (docs/BENCHMARKS.md, item 26).
+	// 20.0–24.2 ms in alternating runs with rounds at most every 50 ms
+	// (18.6–31.4 ms in all seven runs) against 26.9–40.9 ms with one every
+	// 200 ms (docs/BENCHMARKS.md, item 26).
 	checkpointEvery = 50 * time.Millisecond
 	// checkpointRest is how long the checkpointer rests after a round, as
 	// a multiple of the round's own time, when that is longer than
-	// checkpointEvery. While a backlog drains, rounds take 35–100 ms; one
-	// every 50 ms would checkpoint more than half the time and slow the
-	// writer's own I/O (drains 19,161–19,749 ev/s against 20,005–21,748
-	// with 200 ms). Resting three times as long keeps the checkpointer to a
-	// quarter of the time at most (drains 20,325–22,382 ev/s, item 26).
+	// checkpointEvery. While a backlog drains, a round takes 35–92 ms
+	// (medians); a round every 50 ms would checkpoint over half the time
+	// and slow the writer's own I/O (drains 19,161–19,749 ev/s against
+	// 20,005–22,501 with 200 ms). Resting three times as long keeps the
+	// checkpointer to about a quarter of the time (drains 20,325–23,234
+	// ev/s, item 26).
 	checkpointRest = 3
 	// walAutoCheckpoint is the WAL size, in pages, at which the writer
 	// checkpoints by itself: a backstop for when the background
