@@ -529,11 +529,16 @@ func TestCheckpointerRestsWhenIdle(t *testing.T) {
 	settle := func() int64 {
 		t.Helper()
 		// Rounds are due only after writes, at most one per 50 ms: once
-		// the count holds still for half a second, none is pending.
+		// the count holds still for half a second, none is pending. A
+		// checkpointer that never rests fails here rather than hanging.
 		n := s.CheckpointRounds()
+		deadline := time.Now().Add(10 * time.Second)
 		for still := time.Now(); time.Since(still) < 500*time.Millisecond; time.Sleep(20 * time.Millisecond) {
 			if m := s.CheckpointRounds(); m != n {
 				n, still = m, time.Now()
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("checkpoint rounds still running 10 s after the last write (%d so far)", n)
 			}
 		}
 		return n
