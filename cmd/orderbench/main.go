@@ -40,6 +40,7 @@ type options struct {
 	timeout         time.Duration
 	markdown        bool
 	cpuProfile      string
+	cgo             bool // build orderd as `go run` does where a C compiler is installed
 }
 
 func main() {
@@ -69,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.latencyDuration, "latency-duration", 20*time.Second, "how long the latency phase produces")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "bound on the whole run")
 	fs.BoolVar(&o.markdown, "markdown", false, "also print a markdown table of the figures")
+	fs.BoolVar(&o.cgo, "cgo", false, "build orderd with the toolchain's cgo default, as `go run` does (links the C library where a C compiler is installed), instead of the static release build (CGO_ENABLED=0)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: go run ./cmd/orderbench [flags]\n\nMeasures the orderd binary built from this module against the embedded broker.\nPostgreSQL: TEST_DATABASE_URL (default "+defaultPostgresURL+").\n\nFlags:")
 		fs.PrintDefaults()
@@ -119,11 +121,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "building orderd from %s\n", root)
-	bin, err := buildOrderd(ctx, root, tmp)
+	bin, err := buildOrderd(ctx, root, tmp, opts.cgo)
 	if err != nil {
 		return err
 	}
-	if err := printEnvironment(ctx, stdout, args, root, bin); err != nil {
+	if err := printEnvironment(ctx, stdout, args, root, bin, opts.cgo); err != nil {
 		return err
 	}
 
@@ -176,8 +178,8 @@ func reachableStores(ctx context.Context, w io.Writer, stores []string) ([]strin
 
 // printEnvironment prints what the figures depend on: the command line,
 // the Go toolchain, the CPUs and the orderd build with the checkout's
-// revision.
-func printEnvironment(ctx context.Context, w io.Writer, args []string, root, bin string) error {
+// revision and how it was built.
+func printEnvironment(ctx context.Context, w io.Writer, args []string, root, bin string, cgo bool) error {
 	goVersion, err := output(ctx, "go", "version")
 	if err != nil {
 		return err
@@ -198,6 +200,15 @@ func printEnvironment(ctx context.Context, w io.Writer, args []string, root, bin
 		revision = "unknown revision (" + err.Error() + ")"
 	}
 	fmt.Fprintf(w, "orderd: %s, checkout %s\n", orderdVersion, revision)
+	if cgo {
+		enabled, err := output(ctx, "go", "env", "CGO_ENABLED")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "build: go build, CGO_ENABLED=%s (the toolchain's default, as go run)\n", enabled)
+	} else {
+		fmt.Fprintln(w, "build: CGO_ENABLED=0 go build (static, the README's release build)")
+	}
 	fmt.Fprintf(w, "date: %s\n", time.Now().UTC().Format(time.RFC3339))
 	return nil
 }

@@ -50,11 +50,15 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// buildOrderd builds ./cmd/orderd of the module at root into dir.
-func buildOrderd(ctx context.Context, root, dir string) (string, error) {
+// buildOrderd builds ./cmd/orderd of the module at root into dir: the static
+// release build unless cgo asks for the toolchain's default.
+func buildOrderd(ctx context.Context, root, dir string, cgo bool) (string, error) {
 	bin := filepath.Join(dir, "orderd")
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/orderd")
 	cmd.Dir = root
+	if !cgo {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/orderd: %w\n%s", err, out)
 	}
