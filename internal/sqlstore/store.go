@@ -53,8 +53,8 @@ const (
 	// database file after writes. Small rounds often hold the writer less
 	// than large ones seldom: at 5,000 events/s, produce → commit p99 was
 	// 20.0–24.2 ms in alternating runs with rounds at most every 50 ms
-	// (18.6–31.4 ms in all seven runs) against 26.9–40.9 ms with one every
-	// 200 ms (docs/BENCHMARKS.md, item 26).
+	// against 26.9–40.9 ms with one every 200 ms; 18.6–82.6 ms (median
+	// 21.6) over all ten runs of that day (docs/BENCHMARKS.md, item 26).
 	checkpointEvery = 50 * time.Millisecond
 	// checkpointRest is how long the checkpointer rests after a round, as
 	// a multiple of the round's own time, when that is longer than
