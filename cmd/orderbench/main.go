@@ -3,7 +3,8 @@
 // a preloaded backlog, commit latency at a steady produce rate, and the
 // throughput of a bare franz-go consumer on the same backlog as a ceiling.
 //
-// It builds ./cmd/orderd from the module it is run in, starts `orderd
+// It builds ./cmd/orderd from the module it is run in (the static release
+// build, CGO_ENABLED=0, unless -cgo asks for go run's), starts `orderd
 // broker` (the embedded Kafka-protocol broker) and `orderd serve` as
 // subprocesses on free 127.0.0.1 ports, and gives every store (SQLite,
 // PostgreSQL) a fresh database, fresh topics and fresh consumer groups.
@@ -17,6 +18,7 @@ package main
 
 import (
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"flag"
 	"fmt"
@@ -125,7 +127,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := printEnvironment(ctx, stdout, args, root, bin, opts.cgo); err != nil {
+	if err := printEnvironment(ctx, stdout, args, root, bin); err != nil {
 		return err
 	}
 
@@ -178,8 +180,8 @@ func reachableStores(ctx context.Context, w io.Writer, stores []string) ([]strin
 
 // printEnvironment prints what the figures depend on: the command line,
 // the Go toolchain, the CPUs and the orderd build with the checkout's
-// revision and how it was built.
-func printEnvironment(ctx context.Context, w io.Writer, args []string, root, bin string, cgo bool) error {
+// revision and whether it links the C library, as the executable records.
+func printEnvironment(ctx context.Context, w io.Writer, args []string, root, bin string) error {
 	goVersion, err := output(ctx, "go", "version")
 	if err != nil {
 		return err
@@ -200,15 +202,24 @@ func printEnvironment(ctx context.Context, w io.Writer, args []string, root, bin
 		revision = "unknown revision (" + err.Error() + ")"
 	}
 	fmt.Fprintf(w, "orderd: %s, checkout %s\n", orderdVersion, revision)
-	if cgo {
-		enabled, err := output(ctx, "go", "env", "CGO_ENABLED")
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(w, "build: go build, CGO_ENABLED=%s (the toolchain's default, as go run)\n", enabled)
-	} else {
-		fmt.Fprintln(w, "build: CGO_ENABLED=0 go build (static, the README's release build)")
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		return fmt.Errorf("build settings of %s: %w", bin, err)
 	}
+	cgo := "not recorded"
+	for _, st := range info.Settings {
+		if st.Key == "CGO_ENABLED" {
+			cgo = st.Value
+		}
+	}
+	build := "CGO_ENABLED=" + cgo
+	switch cgo {
+	case "0":
+		build += " (static, the README's release build)"
+	case "1":
+		build += " (links the C library, as go run does where a C compiler is installed)"
+	}
+	fmt.Fprintf(w, "build: %s\n", build)
 	fmt.Fprintf(w, "date: %s\n", time.Now().UTC().Format(time.RFC3339))
 	return nil
 }
