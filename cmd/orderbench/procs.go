@@ -62,6 +62,9 @@ func buildOrderd(ctx context.Context, root, dir string, cgo bool) (string, error
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/orderd: %w\n%s", err, out)
 	}
+	if err := dropFromPageCache(bin); err != nil {
+		return "", err
+	}
 	return bin, nil
 }
 
