@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/orderd/orderd/internal/delivery"
 )
@@ -55,7 +56,7 @@ func TestCombinerMergesQueuedBatches(t *testing.T) {
 				}
 				return len(values), errs, nil
 			}
-			c := newCombiner[[]byte](apply, 100)
+			c := newCombiner[[]byte](apply, 100, 0)
 			batch := func(prefix string, n int) [][]byte {
 				var out [][]byte
 				for i := range n {
@@ -127,5 +128,78 @@ func TestCombinerMergesQueuedBatches(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCombinerSpillStartsFurtherCalls: with spill, a batch that brings the
+// queue to spill values starts a call of its own while another runs (a
+// drain's full batches run side by side, as on PostgreSQL without merging),
+// while smaller batches queue behind the running calls and are merged into
+// one.
+func TestCombinerSpillStartsFurtherCalls(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		calls   [][]string
+		release = make(chan struct{})
+		started = make(chan int, 10)
+	)
+	apply := func(_ context.Context, values [][]byte, _ []*delivery.Meta) (int, []error, error) {
+		var names []string
+		for _, v := range values {
+			names = append(names, string(v))
+		}
+		mu.Lock()
+		calls = append(calls, names)
+		n := len(calls)
+		mu.Unlock()
+		started <- n
+		if n <= 2 {
+			<-release
+		}
+		return len(values), make([]error, len(values)), nil
+	}
+	c := newCombiner[[]byte](apply, 100, 4)
+	var wg sync.WaitGroup
+	do := func(prefix string, n int) {
+		values := make([][]byte, n)
+		for i := range values {
+			values[i] = fmt.Appendf(nil, "%s%d", prefix, i)
+		}
+		wg.Go(func() {
+			if got, _, stop := c.do(context.Background(), values, make([]*delivery.Meta, n)); got != n || stop != nil {
+				t.Errorf("batch %s: %d of %d finished, stop %v", prefix, got, n, stop)
+			}
+		})
+	}
+	var once sync.Once
+	finish := func() { once.Do(func() { close(release) }); wg.Wait() }
+	defer finish()
+	do("x", 2)
+	<-started
+	do("big", 4) // four queued: starts a second call beside the first
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a batch of spill values did not start a call of its own while another ran")
+	}
+	do("a", 1)
+	do("b", 2) // three queued: wait for a running call to end
+	for {
+		c.mu.Lock()
+		queued := c.queued
+		c.mu.Unlock()
+		if queued == 3 {
+			break
+		}
+		runtime.Gosched()
+	}
+	mu.Lock()
+	if len(calls) != 2 || len(calls[1]) != 4 {
+		t.Errorf("calls %v, want the four-value batch in a second call of its own while the first runs", calls)
+	}
+	mu.Unlock()
+	finish()
+	if len(calls) != 3 || len(calls[2]) != 3 {
+		t.Fatalf("calls %v, want the two small batches merged into one third call", calls)
 	}
 }
