@@ -14,8 +14,8 @@ type batchFunc[T any] func(ctx context.Context, values []T, metas []*delivery.Me
 // combiner merges the batches that partition workers hand in at the same
 // time into one call of apply — one transaction for several partitions
 // (group commit across partitions). Batches handed in while a call runs
-// queue; the first worker to find it may start a call applies all that
-// queued, with one commit. Under load this makes transactions larger and
+// queue, and the next worker allowed to start a call applies them together,
+// with one commit. Under load this makes transactions larger and
 // fewer; at a steady, lower rate it takes the per-transaction cost (the
 // commit's fsync, the round trips, the server's work per transaction) off
 // each partition's latency.
