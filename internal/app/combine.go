@@ -22,22 +22,25 @@ type batchFunc[T any] func(ctx context.Context, values []T, metas []*delivery.Me
 //
 // With spill 0 one call runs at a time: SQLite's one writer takes
 // transactions in turn anyway. With spill > 0 (PostgreSQL, which works on
-// several transactions in parallel) a further call starts as soon as spill
-// records are queued, so that one call never becomes the bottleneck: a
-// drain's full batches each start their own at once, as if there were no
-// combiner, while a steady trickle of small ones is merged.
+// several transactions in parallel) a batch that brings what is queued to
+// spill values starts a call of its own at once, taking queued batches only
+// until it has spill values; batches that queue below that wait for the
+// one merging call to end and go together in the next. So a drain's full
+// batches each start their own call, side by side as if there were no
+// combiner, while a steady trickle of small ones is merged — and small ones
+// never wait behind more than one call, however many full ones run.
 //
 // Each partition's records stay in their order within the merged batch; what
 // the workers get back is what apply returned for their own records.
 type combiner[T any] struct {
 	apply batchFunc[T]
 	max   int // most values in one merged call
-	spill int // queued values that start a further call; 0: one call at a time
+	spill int // queued values that start a call at once; 0: one call at a time
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	running int // calls being applied
-	queued  int // values in pending
+	merging bool // the call that takes what queued below spill is running
+	queued  int  // values in pending
 	pending []*combined[T]
 }
 
@@ -66,10 +69,7 @@ func (c *combiner[T]) do(ctx context.Context, values []T, metas []*delivery.Meta
 	c.pending = append(c.pending, me)
 	c.queued += len(values)
 	// A batch another worker took is waited for until its call is done,
-	// even should a further call be allowed to start meanwhile (it is not:
-	// what stays queued is always fewer than spill values, since the worker
-	// whose batch brings it to spill starts a call), so that no batch is
-	// ever applied twice.
+	// even once this worker could start a call: never applied twice.
 	for !me.done && (me.taken || !c.mayStart()) {
 		c.cond.Wait()
 	}
@@ -77,14 +77,15 @@ func (c *combiner[T]) do(ctx context.Context, values []T, metas []*delivery.Meta
 		c.mu.Unlock()
 		return me.n, me.errs, me.stop
 	}
-	// A call may start: apply what queued, me first, up to max values and,
-	// with spill, no more batches once it has spill values.
+	// Apply what queued, me first: up to max values, or with spill reached,
+	// no more batches once the call has spill values.
+	spilled := c.spill > 0 && c.queued >= c.spill
 	batch, size := []*combined[T]{me}, len(me.values)
 	rest := c.pending[:0]
 	for _, b := range c.pending {
 		switch {
 		case b == me:
-		case size+len(b.values) <= c.max && (c.spill == 0 || size < c.spill):
+		case size+len(b.values) <= c.max && (!spilled || size < c.spill):
 			batch, size = append(batch, b), size+len(b.values)
 		default:
 			rest = append(rest, b)
@@ -96,22 +97,27 @@ func (c *combiner[T]) do(ctx context.Context, values []T, metas []*delivery.Meta
 	clear(c.pending[len(rest):])
 	c.pending = rest
 	c.queued -= size
-	c.running++
+	if !spilled {
+		c.merging = true
+	}
 	c.mu.Unlock()
 
 	c.run(ctx, batch, size)
 
 	c.mu.Lock()
-	c.running--
+	if !spilled {
+		c.merging = false
+	}
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	return me.n, me.errs, me.stop
 }
 
 // mayStart reports whether a worker with a queued batch may start a call:
-// when none runs, or, with spill, when spill values are queued. c.mu is held.
+// when the merging call is not running, or, with spill, when spill values
+// are queued. c.mu is held.
 func (c *combiner[T]) mayStart() bool {
-	return c.running == 0 || (c.spill > 0 && c.queued >= c.spill)
+	return !c.merging || (c.spill > 0 && c.queued >= c.spill)
 }
 
 // run makes one apply call of batch and hands each its share of the result:
