@@ -3,6 +3,10 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // MigrateDownTo undoes migrations down to version, for the tests of the
@@ -33,3 +37,37 @@ func (s *Store) CheckpointRounds() int64 { return s.rounds.Load() }
 
 // RestAfter is the checkpointer's rest after a round that took d.
 var RestAfter = restAfter
+
+// The preload's reads by order_items.order_id, for plan tests.
+const (
+	PreloadItemsPG = preloadItemsPG
+	PreloadStockPG = preloadStockPG
+)
+
+// ExplainInTx returns PostgreSQL's plan for query in a transaction begun as
+// the store's transactions of events begin (beginPG), then rolls it back.
+func (s *Store) ExplainInTx(ctx context.Context, query string, args ...any) (string, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	var plan strings.Builder
+	err = conn.Raw(func(dc any) error {
+		p := &pgTx{conn: dc.(*stdlib.Conn).Conn()}
+		defer p.rollback(ctx)
+		b := p.newBatch()
+		b.Queue("EXPLAIN "+query, args...).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var line string
+				if err := rows.Scan(&line); err != nil {
+					return err
+				}
+				plan.WriteString(line + "\n")
+			}
+			return rows.Err()
+		})
+		return p.send(ctx, b)
+	})
+	return plan.String(), err
+}

@@ -61,10 +61,31 @@ type pgTx struct {
 func (p *pgTx) newBatch() *pgx.Batch {
 	b := &pgx.Batch{}
 	if !p.begun {
-		b.Queue("BEGIN")
+		for _, stmt := range beginPG {
+			b.Queue(stmt)
+		}
 	}
 	return b
 }
+
+// beginPG begins a transaction of events. Every statement such a
+// transaction runs reads or writes rows by key — a batch's inbox entries,
+// orders, their items and stock — and has an index to do it with, so the
+// transaction forbids the planner a sequential scan wherever an index
+// serves. Without that, the planner's choice rests on the tables'
+// statistics, and a table with none yet (a new database: the autovacuum
+// daemon analyzes a table only a minute or more after it fills) or with
+// stale ones gets its default guess: each of the 256 order ids of a full
+// batch matches 1/200 of order_items, so together most of it. A full
+// batch's preload then read the whole table (a Parallel Seq Scan of
+// order_items, 167 ms for 256 ids in auto_explain's log) and compared every
+// row with every id, more the larger the table. Under a backlog that is a
+// spiral: slower batches, a longer backlog, only full batches. orderbench
+// at 5,000/s printed p99 6,344.7 ms in such a run, with preloads of 153-256
+// orders taking 0.2-1.3 s each (docs/BENCHMARKS.md, item 30). enable_seqscan
+// off only makes a sequential scan the planner's last resort: a statement
+// with no usable index still runs.
+var beginPG = []string{"BEGIN", "SET LOCAL enable_seqscan = off"}
 
 // send runs b in one round trip, calling each queued statement's function
 // with its result; it returns the first error.
@@ -87,8 +108,10 @@ func (p *pgTx) query(ctx context.Context, query string, args ...any) (rowSet, er
 	b.Queue(query, args...)
 	p.begun = true
 	br := p.conn.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		return nil, errors.Join(err, br.Close())
+	for range beginPG {
+		if _, err := br.Exec(); err != nil {
+			return nil, errors.Join(err, br.Close())
+		}
 	}
 	rows, err := br.Query()
 	if err != nil {
@@ -141,6 +164,18 @@ func (r batchRows) Close() error {
 	return errors.Join(r.pgxRows.Close(), r.br.Close())
 }
 
+// The reads of preloadPG that find rows by order_items.order_id, which no
+// unique index covers (see beginPG). The stock of the named products ($1)
+// and of the orders' items ($2) is found by the query itself, since the
+// items are only known once read. (As a UNION, not "= ANY($1) OR IN (…)",
+// which PostgreSQL runs as a scan of the whole stock table.)
+const (
+	preloadItemsPG = itemsQuery + `= ANY($1) ORDER BY order_id, line_no`
+	preloadStockPG = stockQuery + `IN (SELECT unnest(CAST($1 AS TEXT[]))
+			UNION SELECT product_id FROM order_items WHERE order_id = ANY($2))
+			ORDER BY product_id FOR UPDATE`
+)
+
 // preloadPG is Preload on PostgreSQL: the inbox entries, the orders (locked,
 // in id order) with their items, then the stock of the products named and
 // of those orders' items (locked, in id order), in one round trip. Rows the
@@ -167,17 +202,12 @@ func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
 			found, err = t.scanOrders(rows)
 			return err
 		})
-		b.Queue(itemsQuery+"= ANY($1) ORDER BY order_id, line_no", orderIDs).Query(func(rows pgx.Rows) error {
+		b.Queue(preloadItemsPG, orderIDs).Query(func(rows pgx.Rows) error {
 			return scanItems(rows, items)
 		})
 	}
 	if len(products) > 0 || len(orderIDs) > 0 {
-		// The orders' items are only known once read, so the query finds
-		// their products itself. (As a UNION, not "= ANY($1) OR IN (…)",
-		// which PostgreSQL runs as a scan of the whole stock table.)
-		b.Queue(stockQuery+`IN (SELECT unnest(CAST($1 AS TEXT[]))
-			UNION SELECT product_id FROM order_items WHERE order_id = ANY($2))
-			ORDER BY product_id FOR UPDATE`, products, orderIDs).Query(func(rows pgx.Rows) error {
+		b.Queue(preloadStockPG, products, orderIDs).Query(func(rows pgx.Rows) error {
 			return t.scanStock(rows)
 		})
 	}
