@@ -45,7 +45,7 @@ const (
 )
 
 // ExplainInTx returns PostgreSQL's plan for query in a transaction begun as
-// the store's transactions of events begin (beginPG), then rolls it back.
+// InTx begins its transactions (beginPG), then rolls it back.
 func (s *Store) ExplainInTx(ctx context.Context, query string, args ...any) (string, error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {

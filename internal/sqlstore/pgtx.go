@@ -68,23 +68,22 @@ func (p *pgTx) newBatch() *pgx.Batch {
 	return b
 }
 
-// beginPG begins a transaction of events. Every statement such a
-// transaction runs reads or writes rows by key — a batch's inbox entries,
-// orders, their items and stock — and has an index to do it with, so the
-// transaction forbids the planner a sequential scan wherever an index
-// serves. Without that, the planner's choice rests on the tables'
-// statistics, and a table with none yet (a new database: the autovacuum
-// daemon analyzes a table only a minute or more after it fills) or with
-// stale ones gets its default guess: each of the 256 order ids of a full
-// batch matches 1/200 of order_items, so together most of it. A full
-// batch's preload then read the whole table (a Parallel Seq Scan of
-// order_items, 167 ms for 256 ids in auto_explain's log) and compared every
-// row with every id, more the larger the table. Under a backlog that is a
-// spiral: slower batches, a longer backlog, only full batches. orderbench
-// at 5,000/s printed p99 6,344.7 ms in such a run, with preloads of 153-256
-// orders taking 0.2-1.3 s each (docs/BENCHMARKS.md, item 30). enable_seqscan
-// off only makes a sequential scan the planner's last resort: a statement
-// with no usable index still runs.
+// beginPG begins a transaction of InTx. Every statement such a transaction
+// runs — the unit of work's reads, its writes and the triggers they fire —
+// finds its rows by key, with an index to do it with, so the transaction
+// forbids the planner a sequential scan wherever an index serves. Without
+// that, the plan rests on the tables' statistics, and a table with none yet
+// (a new database: the autovacuum daemon analyzes a table only a minute or
+// more after it fills) gets the planner's default guess: each of a full
+// batch's 256 order ids matches 1/200 of order_items, so together most of
+// it. The batch's preload then read the whole table and compared every row
+// with every id (a Parallel Seq Scan, 167 ms, in auto_explain's log), more
+// the larger the table. Under a backlog that is a spiral: slower batches, a
+// longer backlog, only full batches; orderbench at 5,000/s printed p99
+// 3.0-40.1 s in five runs of the code before, and a preload took up to
+// 1.27 s (docs/BENCHMARKS.md, item 30). With enable_seqscan off a sequential
+// scan is only the planner's last resort: a statement with no usable index
+// still runs.
 var beginPG = []string{"BEGIN", "SET LOCAL enable_seqscan = off"}
 
 // send runs b in one round trip, calling each queued statement's function

@@ -14,7 +14,9 @@ import (
 // (a new database, before the autovacuum daemon analyzes it). With the
 // planner's default guess for order_items.order_id, 256 ids match most of
 // the table, and without beginPG's setting these plans read all of it
-// (a sequential scan) and compare each row with every id.
+// (a sequential scan) and compare each row with every id. (On the same
+// guess the stock read still covers all of stock, through its index where
+// it scanned the table before.)
 func TestPreloadPlansWithoutStatistics(t *testing.T) {
 	t.Parallel()
 	s := sqlstoretest.Open(t, sqlstore.DialectPostgres)
@@ -59,7 +61,9 @@ func TestPreloadPlansWithoutStatistics(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if strings.Contains(plan, "Seq Scan on order_items") {
+		// The ids must be the index's condition: neither a sequential
+		// scan nor a walk over the whole index.
+		if strings.Contains(plan, "Seq Scan on order_items") || !strings.Contains(plan, "Index Cond: (order_id = ANY") {
 			t.Errorf("%s: the preload reads all of order_items for %d ids:\n%s", c.name, len(ids), plan)
 		}
 	}
