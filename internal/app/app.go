@@ -84,8 +84,14 @@ type Options struct {
 const batchSize = 256
 
 // maxCombined bounds the records of one transaction that merges several
-// partitions' batches (SQLite, see combiner).
+// partitions' batches (see combiner).
 const maxCombined = 2048
+
+// postgresSpill is how many queued records start a further merged
+// transaction on PostgreSQL (see combiner): a drain's batches (batchSize)
+// each start their own, while at a steady rate the few records each
+// partition's fetch brings are merged into one transaction.
+const postgresSpill = 64
 
 // startupDelays is the seed's connection retry schedule.
 var startupDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
@@ -142,13 +148,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	}
 	registry := events.DefaultRegistry(uc)
 	a.handler = events.NewHandler(registry, breaker.NewTransactor(a.dbBreaker, a.store), logger)
-	if a.store.Dialect() == sqlstore.DialectSQLite {
-		// PostgreSQL works on several transactions in parallel: there each
-		// worker runs its own. Merging measured slower (orderbench, 200,000
-		// events, two runs each: 15.7k and 15.4k ev/s merged, 23.3k and
-		// 21.8k with a transaction per worker).
-		a.combine = newCombiner(a.handler.Apply, maxCombined)
+	// SQLite's one writer takes one merged transaction at a time.
+	// PostgreSQL works on several in parallel: there a further one starts
+	// as soon as postgresSpill records wait, so only small batches are
+	// merged (docs/BENCHMARKS.md, items 29 and 31).
+	spill := 0
+	if a.store.Dialect() == sqlstore.DialectPostgres {
+		spill = postgresSpill
 	}
+	a.combine = newCombiner(a.handler.Apply, maxCombined, spill)
 	a.newMetrics(registry.Names())
 	a.lagInterval = opts.LagInterval
 	if a.lagInterval <= 0 {
@@ -192,19 +200,16 @@ func (a *App) handleRecord(ctx context.Context, rec *kgo.Record) error {
 	return err
 }
 
-// handleBatch hands a partition's records to the group commit, on SQLite
-// merged with other partitions' (combiner).
+// handleBatch hands a partition's records to the group commit, merged with
+// other partitions' (combiner).
 func (a *App) handleBatch(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (int, []error, error) {
 	values := make([][]byte, len(recs))
 	for i, r := range recs {
 		values[i] = r.Value
 	}
 	// Decoded here, in the partition's worker, while another batch's
-	// transaction may run: only the transaction is serial.
+	// transaction may run.
 	pre := a.handler.Prepare(values, metas)
-	if a.combine == nil {
-		return a.handler.Apply(ctx, pre, metas)
-	}
 	return a.combine.do(ctx, pre, metas)
 }
 

@@ -13,22 +13,34 @@ type batchFunc[T any] func(ctx context.Context, values []T, metas []*delivery.Me
 
 // combiner merges the batches that partition workers hand in at the same
 // time into one call of apply — one transaction for several partitions
-// (group commit across partitions). One call runs at a time — SQLite's one
-// writer takes transactions in turn anyway — and batches handed in meanwhile
-// queue; the first worker to find the writer free applies all that queued,
-// with one commit. Under load this makes
-// transactions larger and fewer; at a steady, lower rate it takes the
-// per-transaction cost (the commit's fsync) off each partition's latency.
+// (group commit across partitions). Batches handed in while a call runs
+// queue, and the next worker allowed to start a call applies them together,
+// with one commit. Under load this makes transactions larger and
+// fewer; at a steady, lower rate it takes the per-transaction cost (the
+// commit's fsync, the round trips, the server's work per transaction) off
+// each partition's latency.
+//
+// With spill 0 one call runs at a time: SQLite's one writer takes
+// transactions in turn anyway. With spill > 0 (PostgreSQL, which works on
+// several transactions in parallel) a batch that brings what is queued to
+// spill values starts a call of its own at once, taking queued batches only
+// until it has spill values; batches that queue below that wait for the
+// one merging call to end and go together in the next. So a drain's full
+// batches each start their own call, side by side as if there were no
+// combiner, while a steady trickle of small ones is merged — and small ones
+// never wait behind more than one call, however many full ones run.
 //
 // Each partition's records stay in their order within the merged batch; what
 // the workers get back is what apply returned for their own records.
 type combiner[T any] struct {
 	apply batchFunc[T]
 	max   int // most values in one merged call
+	spill int // queued values that start a call at once; 0: one call at a time
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	busy    bool // a worker is applying
+	merging bool // the call that takes what queued below spill is running
+	queued  int  // values in pending
 	pending []*combined[T]
 }
 
@@ -36,14 +48,15 @@ type combiner[T any] struct {
 type combined[T any] struct {
 	values []T
 	metas  []*delivery.Meta
+	taken  bool // in a call, by whichever worker started it
 	done   bool
 	n      int
 	errs   []error
 	stop   error
 }
 
-func newCombiner[T any](apply batchFunc[T], max int) *combiner[T] {
-	c := &combiner[T]{apply: apply, max: max}
+func newCombiner[T any](apply batchFunc[T], max, spill int) *combiner[T] {
+	c := &combiner[T]{apply: apply, max: max, spill: spill}
 	c.cond = sync.NewCond(&c.mu)
 	return c
 }
@@ -54,37 +67,57 @@ func (c *combiner[T]) do(ctx context.Context, values []T, metas []*delivery.Meta
 	me := &combined[T]{values: values, metas: metas}
 	c.mu.Lock()
 	c.pending = append(c.pending, me)
-	for !me.done && c.busy {
+	c.queued += len(values)
+	// A batch another worker took is waited for until its call is done,
+	// even once this worker could start a call: never applied twice.
+	for !me.done && (me.taken || !c.mayStart()) {
 		c.cond.Wait()
 	}
 	if me.done {
 		c.mu.Unlock()
 		return me.n, me.errs, me.stop
 	}
-	// The writer is free: apply what queued, me first.
+	// Apply what queued, me first: up to max values, or with spill reached,
+	// no more batches once the call has spill values.
+	spilled := c.spill > 0 && c.queued >= c.spill
 	batch, size := []*combined[T]{me}, len(me.values)
 	rest := c.pending[:0]
 	for _, b := range c.pending {
 		switch {
 		case b == me:
-		case size+len(b.values) <= c.max:
+		case size+len(b.values) <= c.max && (!spilled || size < c.spill):
 			batch, size = append(batch, b), size+len(b.values)
 		default:
 			rest = append(rest, b)
 		}
 	}
+	for _, b := range batch {
+		b.taken = true
+	}
 	clear(c.pending[len(rest):])
 	c.pending = rest
-	c.busy = true
+	c.queued -= size
+	if !spilled {
+		c.merging = true
+	}
 	c.mu.Unlock()
 
 	c.run(ctx, batch, size)
 
 	c.mu.Lock()
-	c.busy = false
+	if !spilled {
+		c.merging = false
+	}
 	c.cond.Broadcast()
 	c.mu.Unlock()
 	return me.n, me.errs, me.stop
+}
+
+// mayStart reports whether a worker with a queued batch may start a call:
+// when the merging call is not running, or, with spill, when spill values
+// are queued. c.mu is held.
+func (c *combiner[T]) mayStart() bool {
+	return !c.merging || (c.spill > 0 && c.queued >= c.spill)
 }
 
 // run makes one apply call of batch and hands each its share of the result:

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/orderd/orderd/internal/delivery"
 )
@@ -55,7 +56,7 @@ func TestCombinerMergesQueuedBatches(t *testing.T) {
 				}
 				return len(values), errs, nil
 			}
-			c := newCombiner[[]byte](apply, 100)
+			c := newCombiner[[]byte](apply, 100, 0)
 			batch := func(prefix string, n int) [][]byte {
 				var out [][]byte
 				for i := range n {
@@ -127,5 +128,178 @@ func TestCombinerMergesQueuedBatches(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCombinerSpillStartsFurtherCalls: with spill, a batch that brings the
+// queue to spill values starts a call of its own while another runs (a
+// drain's full batches run side by side, as on PostgreSQL without merging),
+// while smaller batches queue behind the merging call and are merged into
+// one.
+func TestCombinerSpillStartsFurtherCalls(t *testing.T) {
+	g := newGatedApply("xb")
+	c := newCombiner[[]byte](g.apply, 100, 4)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer g.openAll()
+	handIn(t, &wg, c, "x", 2)
+	g.waitStart(t, "the first batch")
+	handIn(t, &wg, c, "big", 4) // four queued: starts a second call beside the first
+	if first := g.waitStart(t, "a batch of spill values did not start a call of its own while another ran"); first != "big0" {
+		t.Fatalf("call of %s started, want the four-value batch's", first)
+	}
+	handIn(t, &wg, c, "a", 1)
+	handIn(t, &wg, c, "c", 2) // three queued: wait for the merging call to end
+	waitQueued(c, 3)
+	g.openAll()
+	wg.Wait()
+	if len(g.calls) != 3 || len(g.calls[2]) != 3 {
+		t.Fatalf("calls %v, want the two small batches merged into one third call", g.calls)
+	}
+}
+
+// gatedApply is an apply that records each call's values and holds a call
+// whose first value starts with a prefix in gates until that gate closes.
+type gatedApply struct {
+	mu      sync.Mutex
+	calls   [][]string
+	gates   map[byte]chan struct{}
+	started chan string // each call's first value, as it starts
+}
+
+func newGatedApply(prefixes string) *gatedApply {
+	g := &gatedApply{gates: map[byte]chan struct{}{}, started: make(chan string, 16)}
+	for _, p := range []byte(prefixes) {
+		g.gates[p] = make(chan struct{})
+	}
+	return g
+}
+
+func (g *gatedApply) apply(_ context.Context, values [][]byte, _ []*delivery.Meta) (int, []error, error) {
+	var names []string
+	for _, v := range values {
+		names = append(names, string(v))
+	}
+	g.mu.Lock()
+	g.calls = append(g.calls, names)
+	g.mu.Unlock()
+	g.started <- names[0]
+	if gate, ok := g.gates[names[0][0]]; ok {
+		<-gate
+	}
+	return len(values), make([]error, len(values)), nil
+}
+
+// waitStart waits for the next call to start and returns its first value.
+func (g *gatedApply) waitStart(t *testing.T, what string) string {
+	t.Helper()
+	select {
+	case first := <-g.started:
+		return first
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no call started: %s", what)
+		return ""
+	}
+}
+
+// openAll lets every held call end.
+func (g *gatedApply) openAll() {
+	for _, gate := range g.gates {
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	}
+}
+
+// handIn hands c a batch of n values named prefix0, prefix1, … from a
+// worker of its own, which checks that the batch is finished.
+func handIn(t *testing.T, wg *sync.WaitGroup, c *combiner[[]byte], prefix string, n int) {
+	values := make([][]byte, n)
+	for i := range values {
+		values[i] = fmt.Appendf(nil, "%s%d", prefix, i)
+	}
+	wg.Go(func() {
+		if got, _, stop := c.do(context.Background(), values, make([]*delivery.Meta, n)); got != n || stop != nil {
+			t.Errorf("batch %s: %d of %d finished, stop %v", prefix, got, n, stop)
+		}
+	})
+}
+
+// waitQueued waits until c holds n values queued.
+func waitQueued[T any](c *combiner[T], n int) {
+	for {
+		c.mu.Lock()
+		queued := c.queued
+		c.mu.Unlock()
+		if queued == n {
+			return
+		}
+		runtime.Gosched()
+	}
+}
+
+// callsWith counts the calls that applied value v.
+func (g *gatedApply) callsWith(v string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, c := range g.calls {
+		if slices.Contains(c, v) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestCombinerSmallBatchesWaitForOneCallOnly: with spill, a small batch
+// waits for the merging call to end, not for full batches' calls, which
+// may keep running one after another on a busy store.
+func TestCombinerSmallBatchesWaitForOneCallOnly(t *testing.T) {
+	g := newGatedApply("mf")
+	c := newCombiner[[]byte](g.apply, 100, 4)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer g.openAll()
+	handIn(t, &wg, c, "m", 1) // the merging call
+	g.waitStart(t, "the first batch")
+	handIn(t, &wg, c, "f", 4) // a full batch: a call of its own, held
+	g.waitStart(t, "the full batch")
+	handIn(t, &wg, c, "s", 1) // small: waits for the merging call only
+	waitQueued(c, 1)
+	close(g.gates['m'])
+	if first := g.waitStart(t, "the small batch waited for the full batch's call too"); first != "s0" {
+		t.Fatalf("call of %s started, want the small batch's", first)
+	}
+}
+
+// TestCombinerAppliesATakenBatchOnce: a worker whose batch another worker
+// took into its call waits for that call, even when it could start one of
+// its own meanwhile.
+func TestCombinerAppliesATakenBatchOnce(t *testing.T) {
+	g := newGatedApply("mb")
+	c := newCombiner[[]byte](g.apply, 100, 4)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer g.openAll()
+	handIn(t, &wg, c, "m", 1) // the merging call, held
+	g.waitStart(t, "the first batch")
+	handIn(t, &wg, c, "a", 1) // queued below spill: waits
+	waitQueued(c, 1)
+	handIn(t, &wg, c, "b", 3) // brings the queue to spill: a call of b's and a's batches, held
+	if first := g.waitStart(t, "the batch reaching spill"); first != "b0" {
+		t.Fatalf("call of %s started, want b's", first)
+	}
+	close(g.gates['m']) // the merging call ends: a's worker wakes, its batch in b's call
+	select {
+	case first := <-g.started:
+		t.Fatalf("a call of %s started while a's batch was in b's call", first)
+	case <-time.After(100 * time.Millisecond):
+	}
+	g.openAll()
+	wg.Wait()
+	if n := g.callsWith("a0"); n != 1 {
+		t.Fatalf("a's batch applied in %d calls (%v), want 1", n, g.calls)
 	}
 }
