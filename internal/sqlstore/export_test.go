@@ -5,8 +5,7 @@ import (
 	"database/sql"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/orderd/orderd/internal/order"
 )
 
 // MigrateDownTo undoes migrations down to version, for the tests of the
@@ -44,30 +43,24 @@ const (
 	PreloadStockPG = preloadStockPG
 )
 
-// ExplainInTx returns PostgreSQL's plan for query in a transaction begun as
-// InTx begins its transactions (beginPG), then rolls it back.
+// ExplainInTx returns the plan for query as the first statement of an InTx
+// transaction, so in the round trip that begins it (beginPG).
 func (s *Store) ExplainInTx(ctx context.Context, query string, args ...any) (string, error) {
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
 	var plan strings.Builder
-	err = conn.Raw(func(dc any) error {
-		p := &pgTx{conn: dc.(*stdlib.Conn).Conn()}
-		defer p.rollback(ctx)
-		b := p.newBatch()
-		b.Queue("EXPLAIN "+query, args...).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var line string
-				if err := rows.Scan(&line); err != nil {
-					return err
-				}
-				plan.WriteString(line + "\n")
+	err := s.InTx(ctx, func(ot order.Tx) error {
+		rows, err := ot.(*tx).query(ctx, "EXPLAIN "+query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				return err
 			}
-			return rows.Err()
-		})
-		return p.send(ctx, b)
+			plan.WriteString(line + "\n")
+		}
+		return rows.Err()
 	})
 	return plan.String(), err
 }
