@@ -137,25 +137,34 @@ func TestCombinerMergesQueuedBatches(t *testing.T) {
 // while smaller batches queue behind the merging call and are merged into
 // one.
 func TestCombinerSpillStartsFurtherCalls(t *testing.T) {
-	g := newGatedApply("xb")
-	c := newCombiner[[]byte](g.apply, 100, 4)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer g.openAll()
-	handIn(t, &wg, c, "x", 2)
+	g, c, wg := spillCombiner(t, "xb")
+	handIn(t, wg, c, "x", 2)
 	g.waitStart(t, "the first batch")
-	handIn(t, &wg, c, "big", 4) // four queued: starts a second call beside the first
+	handIn(t, wg, c, "big", 4) // four queued: starts a second call beside the first
 	if first := g.waitStart(t, "a batch of spill values did not start a call of its own while another ran"); first != "big0" {
 		t.Fatalf("call of %s started, want the four-value batch's", first)
 	}
-	handIn(t, &wg, c, "a", 1)
-	handIn(t, &wg, c, "c", 2) // three queued: wait for the merging call to end
-	waitQueued(c, 3)
+	handIn(t, wg, c, "a", 1)
+	handIn(t, wg, c, "c", 2) // three queued: wait for the merging call to end
+	waitQueued(t, c, 3)
 	g.openAll()
 	wg.Wait()
 	if len(g.calls) != 3 || len(g.calls[2]) != 3 {
 		t.Fatalf("calls %v, want the two small batches merged into one third call", g.calls)
 	}
+}
+
+// spillCombiner returns a combiner with spill 4 over a gatedApply holding
+// the calls of gates' prefixes, and the group its test's workers join; when
+// the test ends every gate opens and the workers are waited for.
+func spillCombiner(t *testing.T, gates string) (*gatedApply, *combiner[[]byte], *sync.WaitGroup) {
+	g := newGatedApply(gates)
+	wg := &sync.WaitGroup{}
+	t.Cleanup(func() {
+		g.openAll()
+		wg.Wait()
+	})
+	return g, newCombiner[[]byte](g.apply, 100, 4), wg
 }
 
 // gatedApply is an apply that records each call's values and holds a call
@@ -228,13 +237,18 @@ func handIn(t *testing.T, wg *sync.WaitGroup, c *combiner[[]byte], prefix string
 }
 
 // waitQueued waits until c holds n values queued.
-func waitQueued[T any](c *combiner[T], n int) {
+func waitQueued[T any](t *testing.T, c *combiner[T], n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c.mu.Lock()
 		queued := c.queued
 		c.mu.Unlock()
 		if queued == n {
 			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d values queued, want %d", queued, n)
 		}
 		runtime.Gosched()
 	}
@@ -257,17 +271,13 @@ func (g *gatedApply) callsWith(v string) int {
 // waits for the merging call to end, not for full batches' calls, which
 // may keep running one after another on a busy store.
 func TestCombinerSmallBatchesWaitForOneCallOnly(t *testing.T) {
-	g := newGatedApply("mf")
-	c := newCombiner[[]byte](g.apply, 100, 4)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer g.openAll()
-	handIn(t, &wg, c, "m", 1) // the merging call
+	g, c, wg := spillCombiner(t, "mf")
+	handIn(t, wg, c, "m", 1) // the merging call
 	g.waitStart(t, "the first batch")
-	handIn(t, &wg, c, "f", 4) // a full batch: a call of its own, held
+	handIn(t, wg, c, "f", 4) // a full batch: a call of its own, held
 	g.waitStart(t, "the full batch")
-	handIn(t, &wg, c, "s", 1) // small: waits for the merging call only
-	waitQueued(c, 1)
+	handIn(t, wg, c, "s", 1) // small: waits for the merging call only
+	waitQueued(t, c, 1)
 	close(g.gates['m'])
 	if first := g.waitStart(t, "the small batch waited for the full batch's call too"); first != "s0" {
 		t.Fatalf("call of %s started, want the small batch's", first)
@@ -278,16 +288,12 @@ func TestCombinerSmallBatchesWaitForOneCallOnly(t *testing.T) {
 // took into its call waits for that call, even when it could start one of
 // its own meanwhile.
 func TestCombinerAppliesATakenBatchOnce(t *testing.T) {
-	g := newGatedApply("mb")
-	c := newCombiner[[]byte](g.apply, 100, 4)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer g.openAll()
-	handIn(t, &wg, c, "m", 1) // the merging call, held
+	g, c, wg := spillCombiner(t, "mb")
+	handIn(t, wg, c, "m", 1) // the merging call, held
 	g.waitStart(t, "the first batch")
-	handIn(t, &wg, c, "a", 1) // queued below spill: waits
-	waitQueued(c, 1)
-	handIn(t, &wg, c, "b", 3) // brings the queue to spill: a call of b's and a's batches, held
+	handIn(t, wg, c, "a", 1) // queued below spill: waits
+	waitQueued(t, c, 1)
+	handIn(t, wg, c, "b", 3) // brings the queue to spill: a call of b's and a's batches, held
 	if first := g.waitStart(t, "the batch reaching spill"); first != "b0" {
 		t.Fatalf("call of %s started, want b's", first)
 	}
