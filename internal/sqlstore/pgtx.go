@@ -168,10 +168,18 @@ func (r batchRows) Close() error {
 // and of the orders' items ($2) is found by the query itself, since the
 // items are only known once read. (As a UNION, not "= ANY($1) OR IN (…)",
 // which PostgreSQL runs as a scan of the whole stock table.)
+//
+// The product ids are collected into an array first (ARRAY(…), run once
+// before the rest), so the stock rows are then looked up by key in stock's
+// index whatever the planner guesses. As "IN (subquery)" it was a join,
+// and on tables without statistics the guess for the subquery's rows
+// (thousands, for 256 order ids) made it a merge join along all of stock's
+// index: with 100,000 stock rows, 49–53 ms to lock the 256 wanted,
+// against 4.2–4.5 ms this way (EXPLAIN ANALYZE on such a database).
 const (
 	preloadItemsPG = itemsQuery + `= ANY($1) ORDER BY order_id, line_no`
-	preloadStockPG = stockQuery + `IN (SELECT unnest(CAST($1 AS TEXT[]))
-			UNION SELECT product_id FROM order_items WHERE order_id = ANY($2))
+	preloadStockPG = stockQuery + `= ANY(ARRAY(SELECT unnest(CAST($1 AS TEXT[]))
+			UNION SELECT product_id FROM order_items WHERE order_id = ANY($2)))
 			ORDER BY product_id FOR UPDATE`
 )
 
