@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -65,7 +66,7 @@ func TestPreloadPlansWithoutStatistics(t *testing.T) {
 		{"stock", sqlstore.PreloadStockPG, []any{[]string{"prod-1"}, ids},
 			[]string{"Index Cond: (order_id = ANY", "Index Cond: (product_id = ANY"}},
 	} {
-		plan, err := s.ExplainInTx(ctx, c.query, c.args...)
+		plan, err := s.ExplainInTx(ctx, false, c.query, c.args...)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -81,5 +82,39 @@ func TestPreloadPlansWithoutStatistics(t *testing.T) {
 				t.Errorf("%s: the preload's plan for %d ids lacks %q:\n%s", c.name, len(ids), cond, plan)
 			}
 		}
+	}
+}
+
+// TestStockPreloadWithoutStockRecords: where no product has a stock record,
+// the stock read does not look for the orders' items in order_items (a full
+// batch of new orders would look for every one of its ids there, for
+// nothing), and still finds a stock record once there is one.
+func TestStockPreloadWithoutStockRecords(t *testing.T) {
+	t.Parallel()
+	s := sqlstoretest.Open(t, sqlstore.DialectPostgres)
+	ctx := testContext(t)
+	ids := []string{"order-1", "order-2"}
+	itemsScan := regexp.MustCompile(`Scan (using|on) order_items_pkey.*\n`)
+
+	plan, err := s.ExplainInTx(ctx, true, sqlstore.PreloadStockPG, []string{"prod-1"}, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scan := itemsScan.FindString(plan); !strings.Contains(scan, "never executed") {
+		t.Errorf("without stock records the read still looked in order_items (%q):\n%s", scan, plan)
+	}
+
+	if _, err := s.SetStock(ctx, "prod-1", 5); err != nil {
+		t.Fatal(err)
+	}
+	plan, err = s.ExplainInTx(ctx, true, sqlstore.PreloadStockPG, []string{"prod-1"}, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scan := itemsScan.FindString(plan); scan == "" || strings.Contains(scan, "never executed") {
+		t.Errorf("with a stock record the read did not look in order_items (%q):\n%s", scan, plan)
+	}
+	if !strings.Contains(plan, "LockRows (actual rows=1 ") {
+		t.Errorf("the stock record of prod-1 was not read:\n%s", plan)
 	}
 }
