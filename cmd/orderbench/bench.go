@@ -40,6 +40,8 @@ type result struct {
 	ready   time.Duration // exec to /readyz 200, on a fresh database
 	idleRSS int64
 
+	stock           int           // stock records inserted before the drain
+	stockSeeded     time.Duration // how long inserting them took
 	preload         time.Duration
 	drainFromReady  time.Duration
 	drainFromStart  time.Duration
@@ -48,6 +50,7 @@ type result struct {
 	hwmAfterDrain   int64 // VmHWM once the backlog was drained
 	orders          int64
 	processing      int64
+	reservedItems   int64 // order items that reserved stock
 	dlq             int64
 	errorLogLines   int
 	latencyRate     int
@@ -111,6 +114,15 @@ func benchStore(ctx context.Context, w io.Writer, b bench) (result, error) {
 	fmt.Fprintln(w, "a. start + idle")
 	if err := startIdle(ctx, b, cfg, &res); err != nil {
 		return res, err
+	}
+
+	if b.opts.stock > 0 {
+		fmt.Fprintf(w, "   %d stock records\n", b.opts.stock)
+		started := time.Now()
+		if err := b.db.seedStock(ctx, b.opts.stock); err != nil {
+			return res, err
+		}
+		res.stock, res.stockSeeded = b.opts.stock, time.Since(started)
 	}
 
 	fmt.Fprintf(w, "b. preload %d events, then drain\n", b.opts.events)
@@ -316,11 +328,11 @@ func measureLatency(ctx context.Context, adm *kadm.Client, b bench, topic, group
 // checkOrders fails when the database does not hold exactly want orders:
 // an event was lost (or applied twice) between the topic and the database.
 func checkOrders(ctx context.Context, db *database, want int64, res *result) error {
-	total, processing, err := db.orderCounts(ctx)
+	total, processing, reserved, err := db.orderCounts(ctx)
 	if err != nil {
 		return err
 	}
-	res.orders, res.processing = total, processing
+	res.orders, res.processing, res.reservedItems = total, processing, reserved
 	if total != want {
 		return fmt.Errorf("LOST EVENTS: the database holds %d orders but %d events were produced and committed", total, want)
 	}

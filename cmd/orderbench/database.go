@@ -153,18 +153,51 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// orderCounts returns how many orders the database holds, and how many of
-// them are in status processing.
-func (d *database) orderCounts(ctx context.Context) (total, processing int64, err error) {
+// orderCounts returns how many orders the database holds, how many of them
+// are in status processing, and how many of their items reserved stock.
+func (d *database) orderCounts(ctx context.Context) (total, processing, reserved int64, err error) {
 	db, err := d.open()
 	if err != nil {
-		return 0, 0, fmt.Errorf("open %s: %w", d.store, err)
+		return 0, 0, 0, fmt.Errorf("open %s: %w", d.store, err)
 	}
 	defer db.Close()
 	err = db.QueryRowContext(ctx,
-		`SELECT count(*), count(CASE WHEN status = 'processing' THEN 1 END) FROM orders`).Scan(&total, &processing)
+		`SELECT count(*), count(CASE WHEN status = 'processing' THEN 1 END),
+			(SELECT count(*) FROM order_items WHERE reserved) FROM orders`).Scan(&total, &processing, &reserved)
 	if err != nil {
-		return 0, 0, fmt.Errorf("count orders in %s: %w", d.store, err)
+		return 0, 0, 0, fmt.Errorf("count orders in %s: %w", d.store, err)
 	}
-	return total, processing, nil
+	return total, processing, reserved, nil
+}
+
+// sampleProducts is how many products the sample OrderCreated events draw
+// from, "prod-000" to "prod-099" (events.SampleOrderCreated).
+const sampleProducts = 100
+
+// seedStock inserts n stock records in one statement: the sample products
+// first, with more available than any run orders, then "catalogue-N"
+// products no event names. The service has migrated the database; nothing
+// has analyzed the new rows yet, as after a shop loads its catalogue.
+func (d *database) seedStock(ctx context.Context, n int) error {
+	db, err := d.open()
+	if err != nil {
+		return fmt.Errorf("open %s: %w", d.store, err)
+	}
+	defer db.Close()
+	const available = 1 << 40
+	if d.store == storePostgres {
+		_, err = db.ExecContext(ctx, `INSERT INTO stock (product_id, available, updated_at)
+			SELECT CASE WHEN g < $2 THEN 'prod-' || lpad(g::text, 3, '0') ELSE 'catalogue-' || g END, $3, now()
+			FROM generate_series(0, $1 - 1) AS g`, n, sampleProducts, available)
+	} else {
+		// The service stores SQLite times as fixed-width RFC 3339 text.
+		_, err = db.ExecContext(ctx, `WITH RECURSIVE g (n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n + 1 < ?)
+			INSERT INTO stock (product_id, available, updated_at)
+			SELECT CASE WHEN n < ? THEN printf('prod-%03d', n) ELSE 'catalogue-' || n END, ?, ? FROM g`,
+			n, sampleProducts, available, time.Now().UTC().Format("2006-01-02T15:04:05.000000Z"))
+	}
+	if err != nil {
+		return fmt.Errorf("insert %d stock records into %s: %w", n, d.store, err)
+	}
+	return nil
 }

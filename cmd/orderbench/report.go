@@ -23,6 +23,9 @@ func printResult(w io.Writer, r result) {
 	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{k}, args...)...) }
 	row("start", "ready (/readyz 200) %s after exec, on a fresh database (includes migrations)", secs(r.ready))
 	row("idle", "RSS %s, %s after ready", mib(r.idleRSS), idleWait)
+	if r.stock > 0 {
+		row("stock", "%d records inserted in %s after the migrations, before the preload; no statistics yet", r.stock, secs(r.stockSeeded))
+	}
 	row("preload", "%d events into %d partitions in %s (%.0f ev/s)", r.events, r.partitions, secs(r.preload), float64(r.events)/r.preload.Seconds())
 	row("throughput", "%.0f ev/s: %d events drained %s after ready (%.0f ev/s, %s from exec)",
 		r.throughput, r.events, secs(r.drainFromReady), r.throughputStart, secs(r.drainFromStart))
@@ -34,7 +37,7 @@ func printResult(w io.Writer, r result) {
 	if float64(r.latencyRate) > r.throughput {
 		row("", "NOTE: %d/s is above the drained throughput, so these latencies are mostly queueing", r.latencyRate)
 	}
-	row("database", "%d orders, %d in status processing: every produced event is an order", r.orders, r.processing)
+	row("database", "%d orders, %d in status processing: every produced event is an order; %d items reserved stock", r.orders, r.processing, r.reservedItems)
 	row("DLQ", "%d records%s", r.dlq, dlqNote(r.dlq))
 	row("error log", "%d lines in the service's LOG_FILE", r.errorLogLines)
 	row("bare consumer", "%.0f ev/s: %d events %s after its first record (%s after client start)",
@@ -55,7 +58,7 @@ func dlqNote(n int64) string {
 	if n == 0 {
 		return ""
 	}
-	return " — UNEXPECTED: the generated events are valid and their products have no stock limit"
+	return " — UNEXPECTED: the generated events are valid, and their products have no stock record or more stock than any run orders"
 }
 
 // printMarkdown prints every store's headline figures as a markdown table.
