@@ -15,12 +15,12 @@ import (
 // planner's default guess for order_items.order_id, 256 ids match most of
 // the table, and without beginPG's setting these plans read all of it
 // (a sequential scan) and compare each row with every id. (On the same
-// guess the stock read's plan here, a custom plan for these ids, still
-// walks all of stock's index in a merge join. The service runs it as a
-// prepared statement, which PostgreSQL plans generically after five
-// executions on a connection: index lookups. Collecting the ids into an
-// array first avoided the walk in every plan but measured slower where
-// orders reserve stock: docs/BENCHMARKS.md, item 32.)
+// guess a custom plan of the stock read, like the one here, walks all of
+// stock's index in a merge join. The service runs it as a prepared
+// statement, which PostgreSQL plans generically, by index lookups, after
+// five executions on a connection. Collecting the ids into an array first
+// avoided the walk in every plan but measured slower where orders reserve
+// stock: docs/BENCHMARKS.md, item 32.)
 func TestPreloadPlansWithoutStatistics(t *testing.T) {
 	t.Parallel()
 	s := sqlstoretest.Open(t, sqlstore.DialectPostgres)
