@@ -48,15 +48,20 @@ func newDatabase(ctx context.Context, store, tmp string) (*database, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sqlite directory: %w", err)
 		}
-		path := filepath.Join(dir, "orders.db")
-		return &database{
-			store: store,
-			url:   "sqlite://" + path,
-			drop:  func() { _ = os.RemoveAll(dir) },
-			open:  func() (*sql.DB, error) { return sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)") },
-		}, nil
+		return databaseAt(store, "sqlite://"+filepath.Join(dir, "orders.db"), func() { _ = os.RemoveAll(dir) }), nil
 	}
 	return newPostgresSchema(ctx)
+}
+
+// databaseAt is the database of store at dbURL (orderd's DATABASE_URL),
+// which drop removes.
+func databaseAt(store, dbURL string, drop func()) *database {
+	open := func() (*sql.DB, error) { return sql.Open("pgx", dbURL) }
+	if store == storeSQLite {
+		path := strings.TrimPrefix(dbURL, "sqlite://")
+		open = func() (*sql.DB, error) { return sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)") }
+	}
+	return &database{store: store, url: dbURL, drop: drop, open: open}
 }
 
 // postgresURL returns TEST_DATABASE_URL, or defaultPostgresURL when it is
@@ -114,13 +119,7 @@ func newPostgresSchema(ctx context.Context) (*database, error) {
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	dbURL := u.String()
-	return &database{
-		store: storePostgres,
-		url:   dbURL,
-		drop:  func() { dropSchema(base, schema) },
-		open:  func() (*sql.DB, error) { return sql.Open("pgx", dbURL) },
-	}, nil
+	return databaseAt(storePostgres, u.String(), func() { dropSchema(base, schema) }), nil
 }
 
 // execPostgres runs one statement on the database at dbURL.

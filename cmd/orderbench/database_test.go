@@ -1,8 +1,6 @@
 package main
 
 import (
-	"database/sql"
-	"strings"
 	"testing"
 
 	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
@@ -14,13 +12,8 @@ func TestSeedStock(t *testing.T) {
 	for _, dialect := range sqlstoretest.Dialects(t) {
 		t.Run(dialect, func(t *testing.T) {
 			dbURL := sqlstoretest.URL(t, dialect)
-			st := sqlstoretest.OpenURL(t, dbURL) // migrated, as orderd leaves it
-			d := &database{store: dialect, url: dbURL, open: func() (*sql.DB, error) {
-				if dialect == storePostgres {
-					return sql.Open("pgx", dbURL)
-				}
-				return sql.Open("sqlite", strings.TrimPrefix(dbURL, "sqlite://"))
-			}}
+			st := sqlstoretest.OpenURL(t, dbURL)       // migrated, as orderd leaves it
+			d := databaseAt(dialect, dbURL, func() {}) // sqlstoretest removes it
 			ctx := t.Context()
 			if _, err := st.SetStock(ctx, "set-by-the-service", 1); err != nil {
 				t.Fatal(err)
