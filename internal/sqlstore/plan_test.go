@@ -15,12 +15,11 @@ import (
 // planner's default guess for order_items.order_id, 256 ids match most of
 // the table, and without beginPG's setting these plans read all of it
 // (a sequential scan) and compare each row with every id. (On the same
-// guess a custom plan of the stock read, like the one here, walks all of
-// stock's index in a merge join. The service runs it as a prepared
-// statement, which PostgreSQL plans generically, by index lookups, after
-// five executions on a connection. Collecting the ids into an array first
-// avoided the walk in every plan but measured slower where orders reserve
-// stock: docs/BENCHMARKS.md, item 32.)
+// guess a plan of the stock read made for 256 ids walks all of stock's
+// index in a merge join where stock has rows; this test has none, and does
+// not check that read's join. Collecting the ids into an array first
+// avoided the walk but drained slower where orders reserve stock:
+// docs/BENCHMARKS.md, item 32.)
 func TestPreloadPlansWithoutStatistics(t *testing.T) {
 	t.Parallel()
 	s := sqlstoretest.Open(t, sqlstore.DialectPostgres)
