@@ -91,6 +91,13 @@ func (h *Handler) Prepare(values [][]byte, metas []*delivery.Meta) []Prepared {
 func (h *Handler) Apply(ctx context.Context, pre []Prepared, metas []*delivery.Meta) (n int, errs []error, stop error) {
 	errs = make([]error, len(pre))
 	run := func(tx order.Tx) error {
+		// InTx may run this again after undoing a run (order.Transactor):
+		// what it reports is the last run's.
+		n, stop = 0, nil
+		clear(errs)
+		for _, m := range metas {
+			m.Duplicate = false
+		}
 		if tx != nil {
 			if err := tx.Preload(ctx, keysOf(pre, metas)); err != nil {
 				return err

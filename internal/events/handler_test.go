@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/orderd/orderd/internal/delivery"
 	"github.com/orderd/orderd/internal/events"
 	"github.com/orderd/orderd/internal/fault"
@@ -229,6 +231,68 @@ func TestHandleBatch(t *testing.T) {
 		}
 	})
 }
+
+// TestBatchRunAgainWhenStockTaken: on PostgreSQL a batch's transaction reads
+// stock without a lock; stock that another transaction takes before the
+// batch writes has the store run the batch again, with its stock locked
+// (sqlstore's TestStockTakenMeanwhile). What the handler reports is the
+// second run's, where a refusal and a reservation of the first changed
+// places: A was refused for want of stock and is now applied (stock was
+// added meanwhile); B was applied and is now refused (its stock was taken).
+func TestBatchRunAgainWhenStockTaken(t *testing.T) {
+	t.Parallel()
+	st := sqlstoretest.Open(t, sqlstore.DialectPostgres)
+	ctx := context.Background()
+	for p, n := range map[string]int64{"scarce": 2, "hot": 2} {
+		if _, err := st.SetStock(ctx, p, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var notified []string
+	meanwhile := notifyFunc(func(_ context.Context, n order.Notification) error {
+		notified = append(notified, n.OrderID)
+		if len(notified) > 1 {
+			return nil
+		}
+		// While the first run processes B: another instance restocks
+		// scarce and takes one of hot.
+		if _, err := st.SetStock(ctx, "scarce", 10); err != nil {
+			return err
+		}
+		return st.InTx(ctx, func(tx order.Tx) error {
+			if ok, err := tx.Reserve(ctx, "hot", 1); err != nil || !ok {
+				return fmt.Errorf("reserve hot: %v, %v", ok, err)
+			}
+			return nil
+		})
+	})
+	h := newHandler(st, meanwhile)
+	values := [][]byte{created("e-a", "A", "scarce", 3), created("e-b", "B", "hot", 2)}
+	metas := []*delivery.Meta{{}, {}}
+	n, errs, stop := h.HandleBatch(ctx, values, metas)
+	if n != 2 || stop != nil {
+		t.Fatalf("finished %d of 2: %v (stopped by %v)", n, errs, stop)
+	}
+	if errs[0] != nil {
+		t.Errorf("A: %v, want it applied on the second run", errs[0])
+	}
+	wantRefusal(t, "B", errs[1], order.ReasonOutOfStock)
+	if diff := cmp.Diff([]string{"B", "A"}, notified); diff != "" {
+		t.Errorf("notified orders (-want +got):\n%s", diff)
+	}
+	wantStock(t, st, order.Stock{ProductID: "scarce", Available: 7, Reserved: 3})
+	wantStock(t, st, order.Stock{ProductID: "hot", Available: 1, Reserved: 1})
+	for id, status := range map[string]order.Status{"A": order.StatusProcessing, "B": order.StatusNew} {
+		if o, err := st.GetOrder(ctx, id); err != nil || o.Status != status {
+			t.Errorf("order %s = %+v, %v; want %s", id, o, err, status)
+		}
+	}
+}
+
+// notifyFunc is an order.Notifier.
+type notifyFunc func(ctx context.Context, n order.Notification) error
+
+func (f notifyFunc) Notify(ctx context.Context, n order.Notification) error { return f(ctx, n) }
 
 // eachDialect runs test as a parallel subtest per dialect, on a fresh store
 // with the given stock and a handler wired by newHandler.

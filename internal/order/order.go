@@ -240,7 +240,11 @@ type Refusal struct {
 }
 
 // Transactor runs a function inside one transaction, committing when it
-// returns nil and rolling back otherwise.
+// returns nil and rolling back otherwise. It may roll back a run of the
+// function that returned nil and run it again in a new transaction (the
+// PostgreSQL store does when stock it read without a lock was taken
+// meanwhile): only the last run's effects are committed, so the function
+// must report what its last run found, not add to what an earlier run did.
 type Transactor interface {
 	InTx(ctx context.Context, fn func(tx Tx) error) error
 }

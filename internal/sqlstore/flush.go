@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderd/orderd/internal/fault"
@@ -30,14 +31,18 @@ var (
 // flush writes what the transaction changed: new inbox entries, new orders
 // with their items, changed orders and reserved flags, changed stock — each
 // in one statement per table (more only for a very large batch), rows in key
-// order. Rows it reads were locked when read (PostgreSQL), so it takes no
-// new lock on them; new keys it inserts in key order. On PostgreSQL the
-// statements go as one, in one round trip (see execWrites).
+// order. Orders it reads were locked when read (PostgreSQL), so it takes no
+// new lock on them; new keys it inserts in key order. Stock goes last, as
+// changes, each only where the row still covers it (see tx); its rows are
+// locked from then until the commit. On PostgreSQL the statements go in one
+// round trip (see execWrites).
 //
 // An inbox entry or an order that another transaction inserted since this one
 // looked for it (another delivery of the same event, committed meanwhile) is
 // a transient error: the whole transaction is undone and tried again, and
-// then finds it.
+// then finds it. So is stock another transaction took since this one read it
+// (errStockTaken): inPgTx runs the transaction again at once, with its stock
+// locked.
 func (t *tx) flush(ctx context.Context) error {
 	now := t.s.timeArg(t.s.now())
 	var ws []write
@@ -79,13 +84,20 @@ type write struct {
 	// NOTHING) and check counts it; on PostgreSQL the statement fails with
 	// a unique violation instead (see execWrites), which costs the server
 	// less than ON CONFLICT's speculative insertion. Without a key, a row
-	// left unchanged is gone, why says gone: a bug.
-	key  string
-	gone string
+	// left unchanged is gone, why says gone: a bug; or, for a write whose
+	// condition another transaction can make false (the stock's), taken is
+	// the transient error to return.
+	key   string
+	gone  string
+	taken error
 	// insert: the statement inserts its rows. On PostgreSQL it has no ON
 	// CONFLICT, so it inserts every row or fails, and execWrites does not
 	// have it return its rows to be counted.
 	insert bool
+	// last: on PostgreSQL the write is a statement of its own, after the
+	// others' (in the same round trip), so that the row locks it takes are
+	// held only from then to the commit.
+	last bool
 }
 
 // rowsWrite is a write that must change every row it is given.
@@ -106,6 +118,8 @@ func (w write) check(changed int) error {
 		return nil
 	case w.key != "":
 		return fault.AsTransient(fmt.Errorf("%s: %d already there: %w", w.what, want-changed, errConcurrent))
+	case w.taken != nil:
+		return fault.AsTransient(fmt.Errorf("%s: %d no longer there to take: %w", w.what, want-changed, w.taken))
 	default:
 		return fmt.Errorf("%s: %d rows changed: %s", w.what, changed, w.gone)
 	}
@@ -124,6 +138,11 @@ func sortedKeys[R any](m map[string]R, keep func(R) bool) []string {
 }
 
 var errConcurrent = errors.New("another transaction inserted it since this one looked (another delivery of the same event?); the transaction is tried again")
+
+// errStockTaken is a stock write that found fewer available (or reserved)
+// than it takes: other transactions took them since this one read the row
+// without a lock.
+var errStockTaken = errors.New("other transactions took that stock since this one read it without a lock; the transaction is run again")
 
 func (t *tx) inboxWrites(ws []write, now any) []write {
 	ids := sortedKeys(t.inbox, func(r inboxRow) bool { return r.added })
@@ -213,13 +232,19 @@ func (t *tx) stockWrites(ws []write, now any) []write {
 	}
 	args := make([]any, 0, len(stockUpdate)*len(ids))
 	for _, id := range ids {
-		st := t.stock[id].st
-		args = append(args, id, st.Available, st.Reserved, now)
+		r := t.stock[id]
+		args = append(args, id, r.st.Available-r.base.Available, r.st.Reserved-r.base.Reserved, now)
 	}
-	return append(ws, rowsWrite(fmt.Sprintf("update stock of %d products", len(ids)),
+	w := rowsWrite(fmt.Sprintf("update stock of %d products", len(ids)),
 		`WITH v (product_id, available, reserved, updated_at) AS (`, stockUpdate, `)
-		UPDATE stock SET available = v.available, reserved = v.reserved, updated_at = v.updated_at
-		FROM v WHERE stock.product_id = v.product_id`, args, "a stock record read in this transaction is gone"))
+		UPDATE stock SET available = stock.available + v.available, reserved = stock.reserved + v.reserved,
+			updated_at = v.updated_at
+		FROM v WHERE stock.product_id = v.product_id
+			AND stock.available + v.available >= 0 AND stock.reserved + v.reserved >= 0`, args,
+		"a stock record read in this transaction is gone")
+	w.taken = errStockTaken
+	w.last = true
+	return append(ws, w)
 }
 
 // uniqueViolation is PostgreSQL's SQLSTATE for a key already there.
@@ -234,15 +259,41 @@ const uniqueViolation = "23505"
 // on the row count, and the server parses and binds far less than a VALUES
 // list. The updates return their rows to be counted; the inserts return none
 // (see write.insert). The items' check (migration 4) runs at the end of the
-// statement, so items see the orders inserted beside them.
+// statement, so items see the orders inserted beside them. The writes marked
+// last go in a second statement of the same round trip, which the server
+// runs once the first is done.
 func (t *tx) execWrites(ctx context.Context, ws []write) error {
+	first := slices.DeleteFunc(slices.Clone(ws), func(w write) bool { return w.last })
+	last := slices.DeleteFunc(slices.Clone(ws), func(w write) bool { return !w.last })
+	b := t.pg.newBatch()
+	for _, group := range [][]write{first, last} {
+		if len(group) == 0 {
+			continue
+		}
+		query, args, changed, dest := writeStatement(group)
+		b.Queue(query, args...).QueryRow(func(row pgx.Row) error {
+			if err := row.Scan(dest...); err != nil {
+				return writesError(group, err)
+			}
+			for i, w := range group {
+				if err := w.check(int(changed[i])); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return t.pg.send(ctx, b)
+}
+
+// writeStatement is one statement of execWrites: its text and arguments,
+// and where the scan of its one row puts each write's count of changed rows.
+func writeStatement(ws []write) (query string, args []any, changed []int64, dest []any) {
 	var (
 		q      strings.Builder
 		counts []string
-		args   []any
 	)
-	changed := make([]int64, len(ws))
-	var dest []any
+	changed = make([]int64, len(ws))
 	for i, w := range ws {
 		if i == 0 {
 			q.WriteString("WITH ")
@@ -266,41 +317,22 @@ func (t *tx) execWrites(ctx context.Context, ws []write) error {
 	}
 	q.WriteString(" SELECT ")
 	q.WriteString(strings.Join(counts, ", "))
-	err := func() error {
-		rows, err := t.query(ctx, q.String(), args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		if !rows.Next() {
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			return errors.New("no row of counts")
-		}
-		if err := rows.Scan(dest...); err != nil {
-			return err
-		}
-		return rows.Close()
-	}()
-	if err != nil {
-		whats := make([]string, len(ws))
-		for i, w := range ws {
-			whats[i] = w.what
-		}
-		if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
-			// Only the inserts of new keys can violate a unique
-			// constraint here (see write.key).
-			return fault.AsTransient(fmt.Errorf("%s: %w: %w", strings.Join(whats, ", "), errConcurrent, err))
-		}
-		return classify(fmt.Errorf("%s: %w", strings.Join(whats, ", "), err))
-	}
+	return q.String(), args, changed, dest
+}
+
+// writesError is the error of a failed statement of execWrites, naming its
+// writes.
+func writesError(ws []write, err error) error {
+	whats := make([]string, len(ws))
 	for i, w := range ws {
-		if err := w.check(int(changed[i])); err != nil {
-			return err
-		}
+		whats[i] = w.what
 	}
-	return nil
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == uniqueViolation {
+		// Only the inserts of new keys can violate a unique constraint
+		// here (see write.key).
+		return fault.AsTransient(fmt.Errorf("%s: %w: %w", strings.Join(whats, ", "), errConcurrent, err))
+	}
+	return classify(fmt.Errorf("%s: %w", strings.Join(whats, ", "), err))
 }
 
 // maxRows bounds the rows of one statement of execRows.

@@ -20,7 +20,23 @@ import (
 // events/s on the 2-core machine, where a transaction holds about five
 // events, a timing patch had the six take 5.7 ms on average, each round
 // trip 0.6 ms or more, waiting for a busy CPU on both ends.
+//
+// The first run reads stock without locking it (see tx). When its write
+// finds that other transactions took what it reserved meanwhile
+// (errStockTaken), it is rolled back and fn runs again, once, with the
+// stock rows locked as they are read: what fn decides then holds.
 func (s *Store) inPgTx(ctx context.Context, fn func(order.Tx) error) error {
+	err := s.tryPgTx(ctx, fn, false)
+	if errors.Is(err, errStockTaken) {
+		s.log.DebugContext(ctx, "transaction run again with its stock locked", "cause", err)
+		err = s.tryPgTx(ctx, fn, true)
+	}
+	return err
+}
+
+// tryPgTx runs fn in one transaction of inPgTx, reading stock FOR UPDATE
+// when lockStock is set.
+func (s *Store) tryPgTx(ctx context.Context, fn func(order.Tx) error, lockStock bool) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return classify(fmt.Errorf("begin transaction: %w", err))
@@ -31,7 +47,7 @@ func (s *Store) inPgTx(ctx context.Context, fn func(order.Tx) error) error {
 	return conn.Raw(func(dc any) error {
 		p := &pgTx{conn: dc.(*stdlib.Conn).Conn()}
 		t := newTx(s, nil)
-		t.pg = p
+		t.pg, t.lockStock = p, lockStock
 		err := fn(t)
 		if err == nil {
 			err = t.flush(ctx)
@@ -167,18 +183,21 @@ func (r batchRows) Close() error {
 // unique index covers (see beginPG). The stock of the named products ($1)
 // and of the orders' items ($2) is found by the query itself, since the
 // items are only known once read. (As a UNION, not "= ANY($1) OR IN (…)",
-// which PostgreSQL runs as a scan of the whole stock table.)
+// which PostgreSQL runs as a scan of the whole stock table.) The stock read
+// locks its rows only in a transaction that locks stock (see tx).
 const (
 	preloadItemsPG = itemsQuery + `= ANY($1) ORDER BY order_id, line_no`
 	preloadStockPG = stockQuery + `IN (SELECT unnest(CAST($1 AS TEXT[]))
 			UNION SELECT product_id FROM order_items WHERE order_id = ANY($2))
-			ORDER BY product_id FOR UPDATE`
+			ORDER BY product_id`
+	preloadStockLockedPG = preloadStockPG + ` FOR UPDATE`
 )
 
 // preloadPG is Preload on PostgreSQL: the inbox entries, the orders (locked,
 // in id order) with their items, then the stock of the products named and
-// of those orders' items (locked, in id order), in one round trip. Rows the
-// transaction keeps already are not read again.
+// of those orders' items (locked, in id order, when the transaction locks
+// stock), in one round trip. Rows the transaction keeps already are not read
+// again.
 func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
 	inboxIDs := missing(t, t.inbox, k.EventIDs)
 	orderIDs := missing(t, t.orders, k.OrderIDs)
@@ -206,7 +225,11 @@ func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
 		})
 	}
 	if len(products) > 0 || len(orderIDs) > 0 {
-		b.Queue(preloadStockPG, products, orderIDs).Query(func(rows pgx.Rows) error {
+		query := preloadStockPG
+		if t.lockStock {
+			query = preloadStockLockedPG
+		}
+		b.Queue(query, products, orderIDs).Query(func(rows pgx.Rows) error {
 			return t.scanStock(rows)
 		})
 	}

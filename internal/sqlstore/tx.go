@@ -18,10 +18,12 @@ import (
 // The order.Tx is a unit of work (see tx): rows are read once and kept,
 // writes are kept in memory and reach the database when fn returns, in a few
 // multi-row statements, just before the commit. On PostgreSQL the transaction
-// is READ COMMITTED and every row it reads to change is locked (FOR UPDATE)
-// until it ends, which is what keeps concurrent transactions correct; it runs
-// on pgx directly (see inPgTx). On SQLite it is BEGIN IMMEDIATE, so write
-// transactions run one at a time.
+// is READ COMMITTED, every order it reads is locked (FOR UPDATE) until it
+// ends, and stock is written as changes that must still fit the row when
+// written; where one does not, fn runs again in a new transaction that locks
+// the stock it reads (see tx and inPgTx; order.Transactor allows it). That
+// is what keeps concurrent transactions correct. It runs on pgx directly.
+// On SQLite it is BEGIN IMMEDIATE, so write transactions run one at a time.
 func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 	if s.dialect == DialectPostgres {
 		return s.inPgTx(ctx, fn)

@@ -21,14 +21,23 @@ import (
 // trip to the database.
 //
 // Reads that the changes would affect always come from what is kept, so the
-// use cases see their own writes. On PostgreSQL every order and stock row is
-// read FOR UPDATE: what flush writes back was computed under the row's lock.
-// Statements go through q, the SQLite transaction's statement cache, or on
-// PostgreSQL through pg.
+// use cases see their own writes. On PostgreSQL every order row is read FOR
+// UPDATE: what flush writes back was computed under the row's lock. Stock
+// rows are read without a lock unless lockStock is set: flush writes stock
+// as changes (so many reserved, so many released), each only where the row
+// as it is then still covers it, and a row that no longer does has the
+// whole transaction run again with its stock locked (see inPgTx). Many
+// transactions reserve the same popular products; none of them waits for
+// another's use cases, only for its write. On SQLite the transaction holds
+// the one write lock, so what it reads cannot change under it. Statements
+// go through q, the SQLite transaction's statement cache, or on PostgreSQL
+// through pg.
 type tx struct {
 	s  *Store
 	q  execQuerier // SQLite
 	pg *pgTx       // PostgreSQL
+
+	lockStock bool // read stock FOR UPDATE (PostgreSQL)
 
 	orders map[string]orderRow
 	stock  map[string]stockRow
@@ -47,9 +56,11 @@ type orderRow struct {
 	dirty bool         // cur is to be written
 }
 
-// stockRow is one product's stock as the transaction knows it.
+// stockRow is one product's stock as the transaction knows it: st as the
+// use cases changed it, base as it was read. flush writes the difference.
 type stockRow struct {
 	st     order.Stock
+	base   order.Stock
 	exists bool
 	dirty  bool
 }
@@ -166,7 +177,8 @@ func truncateText(s string) string {
 // Preload reads the inbox entries of k.EventIDs, the orders of k.OrderIDs
 // with their items, and the stock of k.ProductIDs and of those items'
 // products — what is not kept yet, one query per table. On PostgreSQL the
-// orders are locked first, then the stock rows, each in id order.
+// orders are locked, in id order; so are the stock rows, after them, when
+// the transaction locks stock (see tx).
 func (t *tx) Preload(ctx context.Context, k order.Keys) error {
 	if t.pg != nil {
 		return t.preloadPG(ctx, k)
@@ -339,7 +351,11 @@ func (t *tx) scanOrders(rows rowIter) ([]string, error) {
 func (t *tx) loadStock(ctx context.Context, ids []string) error {
 	ids = missing(t, t.stock, ids)
 	err := t.s.inChunks(ids, func(cond string, args []any) error {
-		rows, err := t.query(ctx, stockQuery+cond+` ORDER BY product_id`+t.forUpdate(), args...)
+		query := stockQuery + cond + ` ORDER BY product_id`
+		if t.lockStock {
+			query += t.forUpdate()
+		}
+		rows, err := t.query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -362,7 +378,7 @@ func (t *tx) scanStock(rows rowIter) error {
 			return err
 		}
 		if _, kept := t.stock[st.ProductID]; !kept {
-			t.stock[st.ProductID] = stockRow{st: st, exists: true}
+			t.stock[st.ProductID] = stockRow{st: st, base: st, exists: true}
 		}
 	}
 	return rows.Err()
@@ -449,7 +465,8 @@ func (t *tx) Stocks(ctx context.Context, productIDs []string) (map[string]order.
 
 // Reserve moves qty from available to reserved, or reports false and changes
 // nothing when fewer than qty are available (or the product has no stock
-// record).
+// record). On PostgreSQL "available" is as read, unlocked, by this run of
+// the transaction; flush makes sure the row still covers it (see tx).
 func (t *tx) Reserve(ctx context.Context, productID string, qty int64) (bool, error) {
 	if qty <= 0 {
 		return false, fmt.Errorf("reserve %d of product %s: quantity must be positive", qty, productID)

@@ -336,13 +336,14 @@ func rowLockable(t *testing.T, db *sql.DB, table, column, id string) bool {
 	}
 }
 
-// TestPreloadLocksWhatItReads: on PostgreSQL, Preload locks the orders it
-// finds and the stock of their items, even of products the keys do not
-// name, until the transaction ends — what flush
-// writes back is computed under those locks. Another connection's NOWAIT
-// lock on each of them fails while the transaction is open, and succeeds
-// once it has committed.
-func TestPreloadLocksWhatItReads(t *testing.T) {
+// TestPreloadLocksOrdersNotStock: on PostgreSQL, Preload locks the orders
+// it finds until the transaction ends — what flush writes back is computed
+// under those locks — and reads the stock of their items (even of products
+// the keys do not name) without locking it: stock is written as changes
+// that must still fit the row (TestStockTakenMeanwhile). Another
+// connection's NOWAIT lock on an order fails while the transaction is open
+// and succeeds once it has committed; on the stock it succeeds throughout.
+func TestPreloadLocksOrdersNotStock(t *testing.T) {
 	t.Parallel()
 	dbURL := sqlstoretest.URL(t, sqlstore.DialectPostgres)
 	s := sqlstoretest.OpenURL(t, dbURL)
@@ -362,7 +363,9 @@ func TestPreloadLocksWhatItReads(t *testing.T) {
 		t.Helper()
 		return rowLockable(t, other, table, column, id)
 	}
-	locked := []struct{ table, column, id string }{{"orders", "id", "o1"}, {"stock", "product_id", "p1"}, {"stock", "product_id", "p2"}}
+	type row struct{ table, column, id string }
+	locked := []row{{"orders", "id", "o1"}}
+	unlocked := []row{{"orders", "id", "o2"}, {"stock", "product_id", "p1"}, {"stock", "product_id", "p2"}}
 	err = s.InTx(ctx, func(tx order.Tx) error {
 		if err := tx.Preload(ctx, order.Keys{EventIDs: []string{"e1"}, OrderIDs: []string{"o1", "missing"}}); err != nil {
 			return err
@@ -372,8 +375,10 @@ func TestPreloadLocksWhatItReads(t *testing.T) {
 				t.Errorf("%s %s is not locked by the transaction that preloaded it", r.table, r.id)
 			}
 		}
-		if !lockable("orders", "id", "o2") {
-			t.Error("order o2, which was not preloaded, is locked")
+		for _, r := range unlocked {
+			if !lockable(r.table, r.column, r.id) {
+				t.Errorf("%s %s is locked by the transaction that preloaded o1", r.table, r.id)
+			}
 		}
 		o, err := tx.Order(ctx, "o1")
 		if err != nil {
@@ -394,13 +399,80 @@ func TestPreloadLocksWhatItReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range locked {
+	for _, r := range append(locked, unlocked...) {
 		if !lockable(r.table, r.column, r.id) {
 			t.Errorf("%s %s is still locked after the commit", r.table, r.id)
 		}
 	}
 	if st, err := s.GetStock(ctx, "p2"); err != nil || st.Available != 6 || st.Reserved != 4 {
 		t.Errorf("stock of p2 = %+v, %v; want 6 available, 4 reserved", st, err)
+	}
+}
+
+// TestStockTakenMeanwhile: on PostgreSQL a transaction reads stock without
+// a lock, so another can take it between that read and the write. The
+// write then finds that the row no longer covers the reservation: the run
+// is undone, and the function runs again in a new transaction that locks
+// the stock as it reads it, and decides on what is there. Nothing is
+// oversold, and nothing of the first run is committed.
+func TestStockTakenMeanwhile(t *testing.T) {
+	t.Parallel()
+	dbURL := sqlstoretest.URL(t, sqlstore.DialectPostgres)
+	s := sqlstoretest.OpenURL(t, dbURL)
+	ctx := testContext(t)
+	for p, n := range map[string]int64{"hot": 5, "plenty": 100} {
+		if _, err := s.SetStock(ctx, p, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := sql.Open("pgx", dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var reserved []bool // what Reserve of hot answered, run by run
+	err = s.InTx(ctx, func(tx order.Tx) error {
+		if ok, err := tx.Reserve(ctx, "plenty", 10); err != nil || !ok {
+			return fmt.Errorf("reserve plenty: %v, %v", ok, err)
+		}
+		ok, err := tx.Reserve(ctx, "hot", 4)
+		if err != nil {
+			return err
+		}
+		reserved = append(reserved, ok)
+		if len(reserved) == 1 {
+			// Another transaction takes 3 of the 5 meanwhile, without
+			// waiting for this one.
+			err := s.InTx(ctx, func(tx order.Tx) error {
+				if ok, err := tx.Reserve(ctx, "hot", 3); err != nil || !ok {
+					return fmt.Errorf("reserve 3: %v, %v", ok, err)
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("the other transaction: %w", err)
+			}
+		} else if rowLockable(t, other, "stock", "product_id", "hot") {
+			t.Error("the second run reads stock without locking it")
+		}
+		_, err = tx.MarkProcessed(ctx, fmt.Sprintf("e-run-%d", len(reserved)), "OrderCreated")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]bool{true, false}, reserved); diff != "" {
+		t.Errorf("Reserve of 4 hot, run by run (-want +got):\n%s", diff)
+	}
+	for _, want := range []order.Stock{{ProductID: "hot", Available: 2, Reserved: 3}, {ProductID: "plenty", Available: 90, Reserved: 10}} {
+		if got, err := s.GetStock(ctx, want.ProductID); err != nil || got != want {
+			t.Errorf("stock = %+v, %v; want %+v", got, err, want)
+		}
+	}
+	for id, want := range map[string]bool{"e-run-1": false, "e-run-2": true} {
+		if got, err := s.ProcessedEvent(ctx, id); err != nil || got != want {
+			t.Errorf("inbox has %s: %v, %v; want %v", id, got, err, want)
+		}
 	}
 }
 
