@@ -44,11 +44,16 @@ const (
 )
 
 // ExplainInTx returns the plan for query as the first statement of an InTx
-// transaction, so in the round trip that begins it (beginPG).
-func (s *Store) ExplainInTx(ctx context.Context, query string, args ...any) (string, error) {
+// transaction, so in the round trip that begins it (beginPG). With analyze
+// the query runs, and the plan says which of its parts never did.
+func (s *Store) ExplainInTx(ctx context.Context, analyze bool, query string, args ...any) (string, error) {
+	explain := "EXPLAIN "
+	if analyze {
+		explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) "
+	}
 	var plan strings.Builder
 	err := s.InTx(ctx, func(ot order.Tx) error {
-		rows, err := ot.(*tx).query(ctx, "EXPLAIN "+query, args...)
+		rows, err := ot.(*tx).query(ctx, explain+query, args...)
 		if err != nil {
 			return err
 		}
