@@ -225,6 +225,13 @@ func (t *tx) orderWrites(ws []write) []write {
 	return ws
 }
 
+// stockWrites writes the stock the transaction changed as changes (see tx),
+// rows in product order. On PostgreSQL the plan of this join is a nested
+// loop over v (EXPLAIN with 3 and with 1,000 rows against 100,000 stock rows
+// without statistics), so the rows are updated, and locked, in that order, as
+// the locking run's read locks them: two batches' stock writes do not wait
+// for each other in a cycle. (Were a plan to differ, the server would detect
+// the deadlock, and a deadlock is transient: see classify.)
 func (t *tx) stockWrites(ws []write, now any) []write {
 	ids := sortedKeys(t.stock, func(r stockRow) bool { return r.dirty })
 	if len(ids) == 0 {
