@@ -84,12 +84,12 @@ type write struct {
 	// NOTHING) and check counts it; on PostgreSQL the statement fails with
 	// a unique violation instead (see execWrites), which costs the server
 	// less than ON CONFLICT's speculative insertion. Without a key, a row
-	// left unchanged is gone, why says gone: a bug; or, for a write whose
-	// condition another transaction can make false (the stock's), taken is
-	// the transient error to return.
+	// left unchanged is gone, why says gone: a bug; or, with taken (the
+	// stock's write on PostgreSQL, whose condition another transaction can
+	// make false), errStockTaken.
 	key   string
 	gone  string
-	taken error
+	taken bool
 	// insert: the statement inserts its rows. On PostgreSQL it has no ON
 	// CONFLICT, so it inserts every row or fails, and execWrites does not
 	// have it return its rows to be counted.
@@ -118,8 +118,8 @@ func (w write) check(changed int) error {
 		return nil
 	case w.key != "":
 		return fault.AsTransient(fmt.Errorf("%s: %d already there: %w", w.what, want-changed, errConcurrent))
-	case w.taken != nil:
-		return fault.AsTransient(fmt.Errorf("%s: %d no longer there to take: %w", w.what, want-changed, w.taken))
+	case w.taken:
+		return fault.AsTransient(fmt.Errorf("%s: %d no longer there to take: %w", w.what, want-changed, errStockTaken))
 	default:
 		return fmt.Errorf("%s: %d rows changed: %s", w.what, changed, w.gone)
 	}
@@ -249,11 +249,9 @@ func (t *tx) stockWrites(ws []write, now any) []write {
 		FROM v WHERE stock.product_id = v.product_id
 			AND stock.available + v.available >= 0 AND stock.reserved + v.reserved >= 0`, args,
 		"a stock record read in this transaction is gone")
-	if t.pg != nil {
-		// On SQLite the rows were read under the one write lock: a row
-		// that no longer fits is a bug.
-		w.taken = errStockTaken
-	}
+	// On SQLite the rows were read under the one write lock: a row that
+	// no longer fits is a bug.
+	w.taken = t.pg != nil
 	w.last = true
 	return append(ws, w)
 }
@@ -274,8 +272,14 @@ const uniqueViolation = "23505"
 // last go in a second statement of the same round trip, which the server
 // runs once the first is done.
 func (t *tx) execWrites(ctx context.Context, ws []write) error {
-	first := slices.DeleteFunc(slices.Clone(ws), func(w write) bool { return w.last })
-	last := slices.DeleteFunc(slices.Clone(ws), func(w write) bool { return !w.last })
+	var first, last []write
+	for _, w := range ws {
+		if w.last {
+			last = append(last, w)
+		} else {
+			first = append(first, w)
+		}
+	}
 	b := t.pg.newBatch()
 	for _, group := range [][]write{first, last} {
 		if len(group) == 0 {
