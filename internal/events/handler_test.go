@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -287,6 +288,64 @@ func TestBatchRunAgainWhenStockTaken(t *testing.T) {
 			t.Errorf("order %s = %+v, %v; want %s", id, o, err, status)
 		}
 	}
+}
+
+// TestApplyReportsTheLastRun: order.Transactor may undo a run and run the
+// function again. Apply reports the last run alone. Here the first run finds
+// e-1 in the inbox and stops at e-2 on a store error; it is undone, and the
+// second run applies both. Without Apply's reset the duplicate flag and the
+// stop error of the first run would be reported.
+func TestApplyReportsTheLastRun(t *testing.T) {
+	t.Parallel()
+	st := ordertest.NewStore()
+	st.SetStock("p", 10)
+	h := newHandler(rerunOnce{st}, &ordertest.Notifier{})
+	values := [][]byte{created("e-1", "O1", "p", 1), created("e-2", "O2", "p", 1)}
+	metas := []*delivery.Meta{{}, {}}
+	n, errs, stop := h.HandleBatch(context.Background(), values, metas)
+	if n != 2 || stop != nil || errs[0] != nil || errs[1] != nil {
+		t.Fatalf("n %d, errs %v, stop %v; want both applied", n, errs, stop)
+	}
+	if metas[0].Duplicate || metas[1].Duplicate {
+		t.Errorf("duplicate flags %v %v, want none: the first run was undone", metas[0].Duplicate, metas[1].Duplicate)
+	}
+	for _, id := range []string{"O1", "O2"} {
+		if o := st.Get(id); o == nil || o.Status != order.StatusProcessing {
+			t.Errorf("order %s = %+v, want processing", id, o)
+		}
+	}
+}
+
+// rerunOnce is an order.Transactor that runs fn twice, as the PostgreSQL
+// store does when stock it read was taken meanwhile: first on a transaction
+// that finds e-1 in the inbox and cannot reach the store for e-2, then, that
+// run undone, on the store itself.
+type rerunOnce struct{ *ordertest.Store }
+
+func (r rerunOnce) InTx(ctx context.Context, fn func(order.Tx) error) error {
+	errUndone := errors.New("undone")
+	err := r.Store.InTx(ctx, func(tx order.Tx) error {
+		if err := fn(firstRunTx{tx}); err != nil {
+			return err
+		}
+		return errUndone
+	})
+	if !errors.Is(err, errUndone) {
+		return fmt.Errorf("first run: %v", err)
+	}
+	return r.Store.InTx(ctx, fn)
+}
+
+type firstRunTx struct{ order.Tx }
+
+func (t firstRunTx) MarkProcessed(ctx context.Context, eventID, eventName string) (bool, error) {
+	switch eventID {
+	case "e-1":
+		return false, nil // in the inbox
+	case "e-2":
+		return false, fault.AsTransient(errors.New("store unreachable"))
+	}
+	return t.Tx.MarkProcessed(ctx, eventID, eventName)
 }
 
 // notifyFunc is an order.Notifier.
