@@ -293,6 +293,7 @@ type latencyFigures struct {
 	samples, unseen    int
 	p50, p90, p99, max time.Duration
 	resolution         time.Duration // mean interval between two polls of the committed offsets
+	timeline           []timeSlice   // with -timeline
 }
 
 // measureLatency produces at the bench's rate to topic for its duration
@@ -319,6 +320,7 @@ func measureLatency(ctx context.Context, adm *kadm.Client, b bench, topic, group
 	lat, unseen := commitLatencies(recs, watch.advances)
 	f := latencyFigures{samples: len(lat), unseen: unseen, resolution: watch.meanInterval()}
 	f.p50, f.p90, f.p99 = percentile(lat, 50), percentile(lat, 90), percentile(lat, 99)
+	f.timeline = latencyTimeline(recs, watch.advances, b.opts.timeline)
 	if len(lat) > 0 {
 		f.max = lat[len(lat)-1]
 	}

@@ -42,8 +42,9 @@ type options struct {
 	timeout         time.Duration
 	markdown        bool
 	cpuProfile      string
-	cgo             bool // build orderd as `go run` does where a C compiler is installed
-	stock           int  // stock records inserted before the drain (seedStock)
+	cgo             bool          // build orderd as `go run` does where a C compiler is installed
+	stock           int           // stock records inserted before the drain (seedStock)
+	timeline        time.Duration // width of the latency phase's slices printed; 0: none
 }
 
 func main() {
@@ -73,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.latencyDuration, "latency-duration", 20*time.Second, "how long the latency phase produces")
 	fs.DurationVar(&o.timeout, "timeout", 15*time.Minute, "bound on the whole run")
 	fs.IntVar(&o.stock, "stock", 0, "stock records inserted into the fresh database before the preload: the `N` of a catalogue, the sample events' 100 products first (with stock enough for every order), the rest never ordered; 0: none, so no order reserves stock")
+	fs.DurationVar(&o.timeline, "timeline", 0, "also print the service's latency percentiles for each `SLICE` of the latency phase (by produce time), e.g. 1s: whether the tail is spread or comes in bursts; 0: not printed")
 	fs.BoolVar(&o.markdown, "markdown", false, "also print a markdown table of the figures")
 	fs.BoolVar(&o.cgo, "cgo", false, "build orderd with the toolchain's cgo default, as `go run` does (links the C library where a C compiler is installed), instead of the static release build (CGO_ENABLED=0)")
 	fs.Usage = func() {
@@ -95,6 +97,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.events < 1 || o.partitions < 1 || o.rate < 1 || o.latencyDuration <= 0 || o.timeout <= 0 {
 		return o, errors.New("-events, -partitions, -rate, -latency-duration and -timeout must be positive")
+	}
+	if o.timeline < 0 {
+		return o, errors.New("-timeline must not be negative")
 	}
 	if o.stock < 0 {
 		return o, errors.New("-stock must not be negative")

@@ -277,16 +277,72 @@ func (w *commitWatch) meanInterval() time.Duration {
 func commitLatencies(recs []produced, advances map[int32][]advance) (lat []time.Duration, unseen int) {
 	lat = make([]time.Duration, 0, len(recs))
 	for _, r := range recs {
-		adv := advances[r.partition]
-		i := sort.Search(len(adv), func(i int) bool { return adv[i].offset > r.offset })
-		if i == len(adv) {
+		d, ok := commitSeen(r, advances)
+		if !ok {
 			unseen++
 			continue
 		}
-		lat = append(lat, adv[i].at.Sub(r.at))
+		lat = append(lat, d)
 	}
 	slices.Sort(lat)
 	return lat, unseen
+}
+
+// commitSeen returns the time from r's produce to the first observed commit
+// past its offset, and whether one was seen. advances must be in increasing
+// offset order per partition.
+func commitSeen(r produced, advances map[int32][]advance) (time.Duration, bool) {
+	adv := advances[r.partition]
+	i := sort.Search(len(adv), func(i int) bool { return adv[i].offset > r.offset })
+	if i == len(adv) {
+		return 0, false
+	}
+	return adv[i].at.Sub(r.at), true
+}
+
+// timeSlice is the latencies of the records produced in one slice of a
+// latency phase.
+type timeSlice struct {
+	from          time.Duration // since the phase's first record
+	count         int
+	p50, p99, max time.Duration
+}
+
+// latencyTimeline splits the records whose commit was seen into slices of
+// width by their produce time, from the first record's, and gives each
+// slice's percentiles: whether a tail is spread over the phase or comes in
+// bursts.
+func latencyTimeline(recs []produced, advances map[int32][]advance, width time.Duration) []timeSlice {
+	if len(recs) == 0 || width <= 0 {
+		return nil
+	}
+	start := recs[0].at
+	for _, r := range recs {
+		if r.at.Before(start) {
+			start = r.at
+		}
+	}
+	var buckets [][]time.Duration
+	for _, r := range recs {
+		d, ok := commitSeen(r, advances)
+		if !ok {
+			continue
+		}
+		k := int(r.at.Sub(start) / width)
+		for len(buckets) <= k {
+			buckets = append(buckets, nil)
+		}
+		buckets[k] = append(buckets[k], d)
+	}
+	out := make([]timeSlice, len(buckets))
+	for k, lat := range buckets {
+		slices.Sort(lat)
+		out[k] = timeSlice{from: time.Duration(k) * width, count: len(lat), p50: percentile(lat, 50), p99: percentile(lat, 99)}
+		if len(lat) > 0 {
+			out[k].max = lat[len(lat)-1]
+		}
+	}
+	return out
 }
 
 // percentile returns the nearest-rank p-th percentile (0 < p ≤ 100) of

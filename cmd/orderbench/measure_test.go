@@ -64,3 +64,35 @@ func TestCommitLatencies(t *testing.T) {
 		t.Errorf("unseen = %d, want 3", unseen)
 	}
 }
+
+// TestLatencyTimeline checks that records fall into slices by their produce
+// time from the first record's, that each slice has its own percentiles,
+// and that records never seen committed are left out.
+func TestLatencyTimeline(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	advances := map[int32][]advance{
+		0: {{offset: 2, at: at(30)}, {offset: 3, at: at(250)}},
+		1: {{offset: 1, at: at(40)}},
+	}
+	recs := []produced{
+		{partition: 0, offset: 0, at: at(10)},  // slice 0: 20 ms
+		{partition: 1, offset: 0, at: at(0)},   // slice 0: 40 ms, the first record
+		{partition: 0, offset: 1, at: at(20)},  // slice 0: 10 ms
+		{partition: 0, offset: 2, at: at(150)}, // slice 1: 100 ms
+		{partition: 1, offset: 1, at: at(160)}, // slice 1: never seen committed
+		{partition: 1, offset: 2, at: at(210)}, // slice 2: never seen committed
+	}
+	got := latencyTimeline(recs, advances, 100*time.Millisecond)
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	want := []timeSlice{
+		{from: 0, count: 3, p50: ms(20), p99: ms(40), max: ms(40)},
+		{from: ms(100), count: 1, p50: ms(100), p99: ms(100), max: ms(100)},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(timeSlice{})); diff != "" {
+		t.Errorf("timeline (-want +got):\n%s", diff)
+	}
+	if got := latencyTimeline(recs, advances, 0); got != nil {
+		t.Errorf("width 0: %v, want none", got)
+	}
+}

@@ -34,6 +34,9 @@ func printResult(w io.Writer, r result) {
 		mib(r.peak()), mib(r.peakRSS), mib(r.hwmAfterDrain), rssPoll, mib(r.peakSampledRSS))
 	row("latency", "at %d/s: %s", r.latencyRate, r.latency)
 	row("", "produce → offset commit seen; resolution: committed offsets polled every %s on average", ms(r.latency.resolution))
+	for _, t := range r.latency.timeline {
+		row("", "produced from %s: %d records, p50 %s, p99 %s, max %s", secs(t.from), t.count, ms(t.p50), ms(t.p99), ms(t.max))
+	}
 	if float64(r.latencyRate) > r.throughput {
 		row("", "NOTE: %d/s is above the drained throughput, so these latencies are mostly queueing", r.latencyRate)
 	}
