@@ -14,6 +14,7 @@
 //	go run ./cmd/orderbench                      # both stores, defaults
 //	go run ./cmd/orderbench -store sqlite -events 20000 -latency-duration 5s
 //	go run ./cmd/orderbench -markdown            # also a table for docs/BENCHMARKS.md
+//	go run ./cmd/orderbench -store postgres -timeline 1s  # the latency phase second by second
 package main
 
 import (
