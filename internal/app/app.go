@@ -158,6 +158,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	}
 	a.combine = newCombiner(a.handler.Apply, maxCombined, spill)
 	a.newMetrics(registry.Names())
+	a.store.ObserveTransactions(a.metrics.Transaction)
 	a.lagInterval = opts.LagInterval
 	if a.lagInterval <= 0 {
 		a.lagInterval = defaultLagInterval

@@ -121,6 +121,15 @@ next:
 
 // waitMetric polls /metrics until metric name (summed over the series with
 // labels want) equals value.
+// histogramSum adds up the sample sums of histogram name's series.
+func histogramSum(mfs map[string]*dto.MetricFamily, name string) float64 {
+	total := 0.0
+	for _, m := range mfs[name].GetMetric() {
+		total += m.GetHistogram().GetSampleSum()
+	}
+	return total
+}
+
 func waitMetric(t *testing.T, in *apptest.Instance, name string, want map[string]string, value float64) {
 	t.Helper()
 	var got float64
@@ -426,6 +435,15 @@ func TestMetricsLagAndEvents(t *testing.T) {
 	retried, _ := sum(mfs, "orders_events_total", map[string]string{"outcome": "retried"})
 	if got, _ := sum(mfs, "orders_event_duration_seconds", nil); got != n+2+retried {
 		t.Errorf("orders_event_duration_seconds count = %v, want %v", got, n+2+retried)
+	}
+	// The n new orders and the redelivered m-0 went through committed
+	// unit-of-work transactions, each timed whole and at its COMMIT.
+	txs, _ := sum(mfs, "orders_transaction_duration_seconds", nil)
+	if commits, _ := sum(mfs, "orders_db_commit_duration_seconds", nil); txs < 1 || commits != txs {
+		t.Errorf("orders_transaction_duration_seconds count %v, orders_db_commit_duration_seconds count %v: want equal, at least 1", txs, commits)
+	}
+	if whole, commit := histogramSum(mfs, "orders_transaction_duration_seconds"), histogramSum(mfs, "orders_db_commit_duration_seconds"); commit <= 0 || commit > whole {
+		t.Errorf("transactions took %v s, their commits %v s: want 0 < commits <= transactions", whole, commit)
 	}
 	// The Kafka clients' own metrics and the Go runtime's.
 	for _, c := range []struct {

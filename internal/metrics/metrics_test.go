@@ -267,3 +267,32 @@ func TestKafkaClientMetrics(t *testing.T) {
 		t.Error("the successor client's metrics are missing")
 	}
 }
+
+// TestTransactions checks the transaction histograms: one sample of each
+// per committed transaction, the whole and its COMMIT.
+func TestTransactions(t *testing.T) {
+	m := metrics.New(nil)
+	reg := m.Registry()
+	m.Transaction(4*time.Millisecond, time.Millisecond)
+	m.Transaction(30*time.Millisecond, 5*time.Millisecond)
+
+	expect(t, reg, metrics.TransactionDuration, nil, 2)
+	expect(t, reg, metrics.CommitDuration, nil, 2)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string]float64{}
+	for _, mf := range mfs {
+		for _, mm := range mf.GetMetric() {
+			if h := mm.GetHistogram(); h != nil {
+				sums[mf.GetName()] += h.GetSampleSum()
+			}
+		}
+	}
+	for name, want := range map[string]float64{metrics.TransactionDuration: 0.034, metrics.CommitDuration: 0.006} {
+		if got := sums[name]; got < want-1e-9 || got > want+1e-9 {
+			t.Errorf("%s sum = %v s, want %v", name, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -26,25 +27,30 @@ import (
 // (errStockTaken), it is rolled back and fn runs again, once, with the
 // stock rows locked as they are read: what fn decides then holds.
 func (s *Store) inPgTx(ctx context.Context, fn func(order.Tx) error) error {
-	err := s.tryPgTx(ctx, fn, false)
+	start := time.Now()
+	commit, err := s.tryPgTx(ctx, fn, false)
 	if errors.Is(err, errStockTaken) {
 		s.log.DebugContext(ctx, "transaction run again with its stock locked", "cause", err)
-		err = s.tryPgTx(ctx, fn, true)
+		commit, err = s.tryPgTx(ctx, fn, true)
+	}
+	if err == nil {
+		s.observed(start, commit)
 	}
 	return err
 }
 
 // tryPgTx runs fn in one transaction of inPgTx, reading stock FOR UPDATE
-// when lockStock is set.
-func (s *Store) tryPgTx(ctx context.Context, fn func(order.Tx) error, lockStock bool) error {
+// when lockStock is set, and returns how long its COMMIT took.
+func (s *Store) tryPgTx(ctx context.Context, fn func(order.Tx) error, lockStock bool) (time.Duration, error) {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return classify(fmt.Errorf("begin transaction: %w", err))
+		return 0, classify(fmt.Errorf("begin transaction: %w", err))
 	}
 	defer conn.Close()
 	// A panic in fn leaves Raw, which discards the connection, and with it
 	// the transaction.
-	return conn.Raw(func(dc any) error {
+	var commit time.Duration
+	err = conn.Raw(func(dc any) error {
 		p := &pgTx{conn: dc.(*stdlib.Conn).Conn()}
 		t := newTx(s, nil)
 		t.pg, t.lockStock = p, lockStock
@@ -58,11 +64,14 @@ func (s *Store) tryPgTx(ctx context.Context, fn func(order.Tx) error, lockStock 
 			}
 			return err
 		}
-		if err := p.commit(ctx); err != nil {
+		d, err := timed(func() error { return p.commit(ctx) })
+		if err != nil {
 			return classify(fmt.Errorf("commit transaction: %w", err))
 		}
+		commit = d
 		return nil
 	})
+	return commit, err
 }
 
 // pgTx is a transaction on one pgx connection that begins with its first

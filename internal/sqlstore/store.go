@@ -94,6 +94,9 @@ type Store struct {
 	wrote chan struct{}
 	// rounds counts the checkpointer's rounds, for tests.
 	rounds atomic.Int64
+	// observeTx, when set (ObserveTransactions), is told of each committed
+	// InTx.
+	observeTx func(total, commit time.Duration)
 	// dbFile is the SQLite database file, open for the checkpointer's syncs.
 	// It is closed only after the connections: closing any descriptor of
 	// the file drops the process's POSIX locks on it, SQLite's included.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -736,6 +737,51 @@ func TestRollbackLeavesNothing(t *testing.T) {
 					t.Errorf("inbox entry survived the rollback: %v, %v", seen, err)
 				}
 			})
+		}
+	})
+}
+
+// TestObserveTransactions checks that the observer hears of every committed
+// transaction once, with its duration and its COMMIT's, and of a
+// rolled-back one not at all.
+func TestObserveTransactions(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := testContext(t)
+		type observed struct{ total, commit time.Duration }
+		var mu sync.Mutex
+		var seen []observed
+		s.ObserveTransactions(func(total, commit time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen = append(seen, observed{total, commit})
+		})
+		count := func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(seen)
+		}
+
+		create(t, s, newOrder(t, "observed"))
+		if got := count(); got != 1 {
+			t.Fatalf("after one committed transaction: %d observed, want 1", got)
+		}
+		err := s.InTx(ctx, func(tx order.Tx) error {
+			if err := tx.CreateOrder(ctx, newOrder(t, "rolled-back")); err != nil {
+				return err
+			}
+			return errors.New("use case failed")
+		})
+		if err == nil {
+			t.Fatal("InTx succeeded, want the use case's error")
+		}
+		if got := count(); got != 1 {
+			t.Errorf("after a rolled-back transaction: %d observed, want still 1", got)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if o := seen[0]; o.commit <= 0 || o.total <= o.commit {
+			t.Errorf("transaction %v, commit %v: want 0 < commit < transaction", o.total, o.commit)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/orderd/orderd/internal/order"
 )
@@ -32,6 +33,7 @@ func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	start := time.Now()
 	txCtx := context.WithoutCancel(ctx)
 	sqlTx, err := s.db.BeginTx(txCtx, nil)
 	if err != nil {
@@ -55,13 +57,35 @@ func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
 			s.log.WarnContext(ctx, "rollback failed", "error", rbErr, "cause", err)
 		}
-	} else if err = sqlTx.Commit(); err != nil {
-		err = classify(fmt.Errorf("commit transaction: %w", err))
+	} else if commit, cerr := timed(sqlTx.Commit); cerr != nil {
+		err = classify(fmt.Errorf("commit transaction: %w", cerr))
 	} else {
 		s.noteWrite()
+		s.observed(start, commit)
 	}
 	cache.share(ctx) // the write connection is free again
 	return err
+}
+
+// ObserveTransactions has f told of each committed InTx: how long it took
+// from its begin to the end of its COMMIT (a rerun included), and how long
+// the COMMIT alone took, the wait until the database had made it durable.
+// Call it before the first transaction; f must be safe for concurrent use.
+func (s *Store) ObserveTransactions(f func(total, commit time.Duration)) { s.observeTx = f }
+
+// observed reports a committed transaction that began at start and whose
+// COMMIT took commit.
+func (s *Store) observed(start time.Time, commit time.Duration) {
+	if s.observeTx != nil {
+		s.observeTx(time.Since(start), commit)
+	}
+}
+
+// timed runs do and returns how long it took.
+func timed(do func() error) (time.Duration, error) {
+	start := time.Now()
+	err := do()
+	return time.Since(start), err
 }
 
 // stmtCache prepares each distinct statement once per transaction and reuses
