@@ -119,8 +119,6 @@ next:
 	return total, found
 }
 
-// waitMetric polls /metrics until metric name (summed over the series with
-// labels want) equals value.
 // histogramSum adds up the sample sums of histogram name's series.
 func histogramSum(mfs map[string]*dto.MetricFamily, name string) float64 {
 	total := 0.0
@@ -130,6 +128,8 @@ func histogramSum(mfs map[string]*dto.MetricFamily, name string) float64 {
 	return total
 }
 
+// waitMetric polls /metrics until metric name (summed over the series with
+// labels want) equals value.
 func waitMetric(t *testing.T, in *apptest.Instance, name string, want map[string]string, value float64) {
 	t.Helper()
 	var got float64

@@ -1,8 +1,8 @@
 // Package metrics is the service's Prometheus instrumentation (§8): event
 // outcomes and durations, transactions and their commits, dead-lettered
-// records, consumer lag and state,
-// circuit breakers, HTTP requests by route, the Kafka clients' own metrics
-// (franz-go kprom) and the Go runtime and process collectors.
+// records, consumer lag and state, circuit breakers, HTTP requests by route,
+// the Kafka clients' own metrics (franz-go kprom) and the Go runtime and
+// process collectors.
 //
 // Everything is registered on a registry owned by one Metrics value, never on
 // the global default registry, so that several service instances can run in
@@ -125,9 +125,8 @@ func New(eventNames []string) *Metrics {
 		Buckets: prometheus.DefBuckets,
 	}, []string{"method", "route"})
 	// Where a batch's time goes: its whole transaction, and its COMMIT
-	// alone, the wait until the database has made it durable. A tail in
-	// orders_event_duration_seconds that the commits share is the
-	// database's disk, not the service.
+	// alone, the wait until the database has made it durable. A tail that
+	// the commits share is the database's disk, not the service.
 	txDur := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    TransactionDuration,
 		Help:    "Committed unit-of-work transactions (the events' and the API's), from begin to the end of the COMMIT, a rerun included. With orders_events_total's rate, the events per transaction.",
