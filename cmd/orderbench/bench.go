@@ -59,6 +59,8 @@ type result struct {
 	floor           latencyFigures // a bare consumer's at the same rate
 	throughput      float64        // events / drainFromReady
 	drainCPU        cpuUse         // while draining
+	drainTx         txFigures      // the service's transactions while draining
+	latencyTx       txFigures      // and in the latency phase
 	throughputStart float64        // events / drainFromStart
 }
 
@@ -247,6 +249,11 @@ func drain(ctx context.Context, adm *kadm.Client, svc *service, b bench, n names
 	if err != nil {
 		return err
 	}
+	// The service started with the drain: all it committed so far is the
+	// drain's.
+	if res.drainTx, err = scrapeTransactions(ctx, svc.url); err != nil {
+		return err
+	}
 	if cpuEnd, err := sampleCPU(svc.pid()); err == nil && cpuErr == nil {
 		res.drainCPU = cpuBetween(cpuStart, cpuEnd)
 	}
@@ -269,6 +276,11 @@ func latency(ctx context.Context, adm *kadm.Client, svc *service, b bench, n nam
 	if err != nil {
 		return err
 	}
+	after, err := scrapeTransactions(ctx, svc.url)
+	if err != nil {
+		return err
+	}
+	res.latencyTx = after.since(res.drainTx)
 	return checkOrders(ctx, b.db, int64(b.opts.events+produced), res)
 }
 

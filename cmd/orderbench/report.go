@@ -30,6 +30,7 @@ func printResult(w io.Writer, r result) {
 	row("throughput", "%.0f ev/s: %d events drained %s after ready (%.0f ev/s, %s from exec)",
 		r.throughput, r.events, secs(r.drainFromReady), r.throughputStart, secs(r.drainFromStart))
 	row("cpu", "while draining: %s", r.drainCPU)
+	row("transactions", "while draining: %s", r.drainTx)
 	row("memory", "peak RSS %s: VmHWM %s at the end, %s when the backlog was drained; largest VmRSS sampled every %s %s",
 		mib(r.peak()), mib(r.peakRSS), mib(r.hwmAfterDrain), rssPoll, mib(r.peakSampledRSS))
 	row("latency", "at %d/s: %s", r.latencyRate, r.latency)
@@ -37,6 +38,7 @@ func printResult(w io.Writer, r result) {
 	for _, t := range r.latency.timeline {
 		row("", "produced from %s: %d records, p50 %s, p99 %s, max %s", secs(t.from), t.count, ms(t.p50), ms(t.p99), ms(t.max))
 	}
+	row("", "its transactions (the service's /metrics): %s", r.latencyTx)
 	if float64(r.latencyRate) > r.throughput {
 		row("", "NOTE: %d/s is above the drained throughput, so these latencies are mostly queueing", r.latencyRate)
 	}
