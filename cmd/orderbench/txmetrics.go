@@ -131,6 +131,7 @@ func (f txFigures) String() string {
 		}
 		return "≤ " + ms(time.Duration(le*float64(time.Second)))
 	}
-	return fmt.Sprintf("%d committed, mean %s (p50 %s, p99 %s); their COMMITs mean %s (p50 %s, p99 %s)",
-		f.tx.count, ms(f.tx.mean()), bound(f.tx, 50), bound(f.tx, 99), ms(f.commit.mean()), bound(f.commit, 50), bound(f.commit, 99))
+	return fmt.Sprintf("%d committed, mean %s (p50 %s, p99 %s, slowest %s); their COMMITs mean %s (p50 %s, p99 %s, slowest %s)",
+		f.tx.count, ms(f.tx.mean()), bound(f.tx, 50), bound(f.tx, 99), bound(f.tx, 100),
+		ms(f.commit.mean()), bound(f.commit, 50), bound(f.commit, 99), bound(f.commit, 100))
 }
