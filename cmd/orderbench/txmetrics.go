@@ -28,8 +28,8 @@ type bucket struct {
 	count uint64 // cumulative
 }
 
-// txFigures are the service's transaction histograms (orders_transaction_
-// duration_seconds and orders_db_commit_duration_seconds) as scraped, or
+// txFigures are the service's transaction histograms
+// (metrics.TransactionDuration and metrics.CommitDuration) as scraped, or
 // what they observed between two scrapes.
 type txFigures struct {
 	tx, commit histogram
