@@ -84,20 +84,20 @@ type write struct {
 	// NOTHING) and check counts it; on PostgreSQL the statement fails with
 	// a unique violation instead (see execWrites), which costs the server
 	// less than ON CONFLICT's speculative insertion. Without a key, a row
-	// left unchanged is gone, why says gone: a bug; or, with taken (the
-	// stock's write on PostgreSQL, whose condition another transaction can
-	// make false), errStockTaken.
-	key   string
-	gone  string
-	taken bool
+	// left unchanged is gone, why says gone: a bug; or, with unlocked,
+	// errStockTaken.
+	key  string
+	gone string
 	// insert: the statement inserts its rows. On PostgreSQL it has no ON
 	// CONFLICT, so it inserts every row or fails, and execWrites does not
 	// have it return its rows to be counted.
 	insert bool
-	// last: on PostgreSQL the write is a statement of its own, after the
-	// others' (in the same round trip), so that the row locks it takes are
-	// held only from then to the commit.
-	last bool
+	// unlocked: the write's rows were read without a lock (the stock's, on
+	// PostgreSQL), so another transaction can make its condition false
+	// meanwhile: a row it leaves unchanged was taken (errStockTaken). It is
+	// a statement of its own, after the others' (in the same round trip),
+	// so that the row locks it takes are held only from then to the commit.
+	unlocked bool
 }
 
 // rowsWrite is a write that must change every row it is given.
@@ -118,7 +118,7 @@ func (w write) check(changed int) error {
 		return nil
 	case w.key != "":
 		return fault.AsTransient(fmt.Errorf("%s: %d already there: %w", w.what, want-changed, errConcurrent))
-	case w.taken:
+	case w.unlocked:
 		return fault.AsTransient(fmt.Errorf("%s: %d no longer there to take: %w", w.what, want-changed, errStockTaken))
 	default:
 		return fmt.Errorf("%s: %d rows changed: %s", w.what, changed, w.gone)
@@ -250,9 +250,8 @@ func (t *tx) stockWrites(ws []write, now any) []write {
 			AND stock.available + v.available >= 0 AND stock.reserved + v.reserved >= 0`, args,
 		"a stock record read in this transaction is gone")
 	// On SQLite the rows were read under the one write lock: a row that
-	// no longer fits is a bug.
-	w.taken = t.pg != nil
-	w.last = true
+	// no longer fits is a bug. (The write is the last there too.)
+	w.unlocked = t.pg != nil
 	return append(ws, w)
 }
 
@@ -268,13 +267,13 @@ const uniqueViolation = "23505"
 // on the row count, and the server parses and binds far less than a VALUES
 // list. The updates return their rows to be counted; the inserts return none
 // (see write.insert). The items' check (migration 4) runs at the end of the
-// statement, so items see the orders inserted beside them. The writes marked
-// last go in a second statement of the same round trip, which the server
+// statement, so items see the orders inserted beside them. The unlocked
+// writes go in a second statement of the same round trip, which the server
 // runs once the first is done.
 func (t *tx) execWrites(ctx context.Context, ws []write) error {
 	var first, last []write
 	for _, w := range ws {
-		if w.last {
+		if w.unlocked {
 			last = append(last, w)
 		} else {
 			first = append(first, w)
