@@ -92,12 +92,10 @@ func (h *Handler) Apply(ctx context.Context, pre []Prepared, metas []*delivery.M
 	errs = make([]error, len(pre))
 	run := func(tx order.Tx) error {
 		// InTx may run this again after undoing a run (order.Transactor):
-		// what it reports is the last run's.
+		// what it reports is the last run's (applyOne sets each event's
+		// Duplicate anew).
 		n, stop = 0, nil
 		clear(errs)
-		for _, m := range metas {
-			m.Duplicate = false
-		}
 		if tx != nil {
 			if err := tx.Preload(ctx, keysOf(pre, metas)); err != nil {
 				return err
@@ -193,6 +191,7 @@ func (h *Handler) prepare(value []byte, meta *delivery.Meta) Prepared {
 // store failed.
 func (h *Handler) applyOne(ctx context.Context, tx order.Tx, pr Prepared, meta *delivery.Meta) error {
 	start := time.Now()
+	meta.Duplicate = false // this run's finding, not an undone run's
 	ev, p := pr.ev, pr.p
 	var summary string
 	var prior order.InboxEntry
