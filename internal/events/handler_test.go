@@ -293,8 +293,8 @@ func TestBatchRunAgainWhenStockTaken(t *testing.T) {
 // TestApplyReportsTheLastRun: order.Transactor may undo a run and run the
 // function again. Apply reports the last run alone. Here the first run finds
 // e-1 in the inbox and stops at e-2 on a store error; it is undone, and the
-// second run applies both. Without Apply's reset the duplicate flag and the
-// stop error of the first run would be reported.
+// second run applies both. Without the resets (Apply's of the stop error,
+// applyOne's of the duplicate flag) the first run's would be reported.
 func TestApplyReportsTheLastRun(t *testing.T) {
 	t.Parallel()
 	st := ordertest.NewStore()
