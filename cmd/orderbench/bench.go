@@ -59,6 +59,8 @@ type result struct {
 	floor           latencyFigures // a bare consumer's at the same rate
 	throughput      float64        // events / drainFromReady
 	drainCPU        cpuUse         // while draining
+	drainIO         ioUse          // while draining
+	latencyIO       ioUse          // in the latency phase
 	drainTx         txFigures      // the service's transactions while draining
 	latencyTx       txFigures      // and in the latency phase
 	throughputStart float64        // events / drainFromStart
@@ -245,6 +247,7 @@ func drain(ctx context.Context, adm *kadm.Client, svc *service, b bench, n names
 		return err
 	}
 	cpuStart, cpuErr := sampleCPU(svc.pid())
+	ioStart, ioErr := sampleIO(svc.pid())
 	drained, err := waitCommitted(ctx, svc.name, svc.exitedErr, fetchCommitted(adm, n.group, n.topic), backlog, drainPoll)
 	if err != nil {
 		return err
@@ -256,6 +259,9 @@ func drain(ctx context.Context, adm *kadm.Client, svc *service, b bench, n names
 	}
 	if cpuEnd, err := sampleCPU(svc.pid()); err == nil && cpuErr == nil {
 		res.drainCPU = cpuBetween(cpuStart, cpuEnd)
+	}
+	if ioEnd, err := sampleIO(svc.pid()); err == nil && ioErr == nil {
+		res.drainIO = ioBetween(ioStart, ioEnd, b.opts.events)
 	}
 	if res.hwmAfterDrain, err = procStatusKB(svc.pid(), "VmHWM"); err != nil {
 		return err
@@ -272,9 +278,13 @@ func drain(ctx context.Context, adm *kadm.Client, svc *service, b bench, n names
 func latency(ctx context.Context, adm *kadm.Client, svc *service, b bench, n names, res *result) error {
 	var produced int
 	var err error
+	ioStart, ioErr := sampleIO(svc.pid())
 	res.latency, produced, err = measureLatency(ctx, adm, b, n.topic, n.group, svc.name, svc.exitedErr)
 	if err != nil {
 		return err
+	}
+	if ioEnd, err := sampleIO(svc.pid()); err == nil && ioErr == nil {
+		res.latencyIO = ioBetween(ioStart, ioEnd, produced)
 	}
 	after, err := scrapeTransactions(ctx, svc.url)
 	if err != nil {

@@ -31,6 +31,7 @@ func printResult(w io.Writer, r result) {
 		r.throughput, r.events, secs(r.drainFromReady), r.throughputStart, secs(r.drainFromStart))
 	row("cpu", "while draining: %s", r.drainCPU)
 	row("transactions", "while draining: %s", r.drainTx)
+	row("i/o", "while draining: %s", r.drainIO)
 	row("memory", "peak RSS %s: VmHWM %s at the end, %s when the backlog was drained; largest VmRSS sampled every %s %s",
 		mib(r.peak()), mib(r.peakRSS), mib(r.hwmAfterDrain), rssPoll, mib(r.peakSampledRSS))
 	row("latency", "at %d/s: %s", r.latencyRate, r.latency)
@@ -39,6 +40,7 @@ func printResult(w io.Writer, r result) {
 		row("", "produced from %s: %d records, p50 %s, p99 %s, max %s", secs(t.from), t.count, ms(t.p50), ms(t.p99), ms(t.max))
 	}
 	row("", "its transactions (the service's /metrics): %s", r.latencyTx)
+	row("", "its i/o: %s", r.latencyIO)
 	if float64(r.latencyRate) > r.throughput {
 		row("", "NOTE: %d/s is above the drained throughput, so these latencies are mostly queueing", r.latencyRate)
 	}
