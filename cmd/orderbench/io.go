@@ -10,7 +10,7 @@ import (
 // ioSample is what the service process had read and written through system
 // calls, and what the machine's disks had written, at one moment.
 type ioSample struct {
-	rchar, wchar int64 // bytes the process passed to read(2), write(2) and the like (/proc/PID/io)
+	rchar, wchar int64 // bytes the process passed to read(2), write(2) and the like, on files and sockets (/proc/PID/io)
 	syscr, syscw int64 // how many such calls it made
 	diskWritten  int64 // bytes the machine's disks wrote (/proc/diskstats)
 }
