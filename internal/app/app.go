@@ -69,6 +69,9 @@ type Options struct {
 	// BreakerOpenFor is how long an open circuit breaker fails fast before
 	// it probes again (breaker.DefaultOpenFor when zero).
 	BreakerOpenFor time.Duration
+	// Processors are event processors registered after the default ones,
+	// replacing any of the same name (tests: e.g. one that panics).
+	Processors map[string]events.Processor
 	// EmbeddedOpts are extra options for the embedded broker.
 	EmbeddedOpts []kfake.Opt
 	// Version is shown in the OpenAPI document.
@@ -147,6 +150,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		Fulfil:  fulfil.New(),
 	}
 	registry := events.DefaultRegistry(uc)
+	for name, p := range opts.Processors {
+		registry.Register(name, p)
+	}
 	a.handler = events.NewHandler(registry, breaker.NewTransactor(a.dbBreaker, a.store), logger)
 	// SQLite's one writer takes one merged transaction at a time.
 	// PostgreSQL works on several in parallel: there a further one starts

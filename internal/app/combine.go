@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/orderd/orderd/internal/delivery"
@@ -102,16 +103,36 @@ func (c *combiner[T]) do(ctx context.Context, values []T, metas []*delivery.Meta
 	}
 	c.mu.Unlock()
 
+	defer c.end(batch, spilled)
 	c.run(ctx, batch, size)
+	return me.n, me.errs, me.stop
+}
 
+// end ends a call of batch and lets the waiting workers go on. When apply
+// panicked (a bug in a processor, the store or a driver), the batches it
+// took have no result: each is done with none of its values finished and
+// errPanicked, so that its worker tries its records again instead of
+// waiting for ever, and the panic goes on up to the worker that started
+// the call, whose consumer recovers it. Without this, the batches another
+// worker took would never be done and, merging left set, no call would
+// start again: every partition would stall.
+func (c *combiner[T]) end(batch []*combined[T], spilled bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range batch {
+		if !b.done {
+			b.n, b.errs, b.stop = 0, nil, errPanicked
+			b.done = true
+		}
+	}
 	if !spilled {
 		c.merging = false
 	}
 	c.cond.Broadcast()
-	c.mu.Unlock()
-	return me.n, me.errs, me.stop
 }
+
+// errPanicked is the result of the batches in a call whose apply panicked.
+var errPanicked = errors.New("the transaction this batch was merged into panicked (see the batch handler's panic log); its records are tried again")
 
 // mayStart reports whether a worker with a queued batch may start a call:
 // when the merging call is not running, or, with spill, when spill values

@@ -309,3 +309,82 @@ func TestCombinerAppliesATakenBatchOnce(t *testing.T) {
 		t.Fatalf("a's batch applied in %d calls (%v), want 1", n, g.calls)
 	}
 }
+
+// TestCombinerSurvivesAPanickingApply: when apply panics in a merged call,
+// the panic reaches the worker that started the call, every other batch in
+// it comes back with none finished and errPanicked instead of waiting for
+// ever, and later batches are applied as before, on SQLite's one call at a
+// time (spill 0) and with PostgreSQL's spill.
+func TestCombinerSurvivesAPanickingApply(t *testing.T) {
+	for _, spill := range []int{0, 4} {
+		t.Run(fmt.Sprintf("spill %d", spill), func(t *testing.T) {
+			g := newGatedApply("x")
+			apply := func(ctx context.Context, values [][]byte, metas []*delivery.Meta) (int, []error, error) {
+				for _, v := range values {
+					if string(v) == "p0" {
+						panic("a bug in a processor")
+					}
+				}
+				return g.apply(ctx, values, metas)
+			}
+			c := newCombiner[[]byte](apply, 100, spill)
+			type result struct {
+				prefix   string
+				n        int
+				stop     error
+				panicked any
+			}
+			results := make(chan result, 3)
+			hand := func(prefix string) {
+				go func() {
+					r := result{prefix: prefix}
+					defer func() {
+						r.panicked = recover()
+						results <- r
+					}()
+					values := [][]byte{fmt.Appendf(nil, "%s0", prefix)}
+					r.n, _, r.stop = c.do(context.Background(), values, make([]*delivery.Meta, 1))
+				}()
+			}
+			hand("x") // the merging call, held
+			g.waitStart(t, "the first batch")
+			hand("p") // queued below spill behind x's call, then merged with b's
+			hand("b")
+			waitQueued(t, c, 2)
+			g.openAll()
+			got := map[string]result{}
+			for range 3 {
+				select {
+				case r := <-results:
+					got[r.prefix] = r
+				case <-time.After(10 * time.Second):
+					t.Fatalf("a worker never returned after the panic; returned: %v", got)
+				}
+			}
+			if r := got["x"]; r.n != 1 || r.stop != nil || r.panicked != nil {
+				t.Errorf("x: %+v, want its one value finished", r)
+			}
+			// p's and b's batches were one call; whichever worker started it
+			// got the panic, the other errPanicked.
+			starter, other := got["p"], got["b"]
+			if starter.panicked == nil {
+				starter, other = other, starter
+			}
+			if starter.panicked != "a bug in a processor" {
+				t.Errorf("the call's starter: %+v, want the panic", starter)
+			}
+			if other.panicked != nil || other.n != 0 || !errors.Is(other.stop, errPanicked) {
+				t.Errorf("the other batch in the call: %+v, want none finished and errPanicked", other)
+			}
+			hand("a") // the combiner still works
+			select {
+			case r := <-results:
+				if r.n != 1 || r.stop != nil || r.panicked != nil {
+					t.Errorf("a batch after the panic: %+v, want it finished", r)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a batch after the panic was never applied: the combiner is stuck")
+			}
+		})
+	}
+}

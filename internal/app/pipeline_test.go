@@ -13,7 +13,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/orderd/orderd/internal/app"
 	"github.com/orderd/orderd/internal/app/apptest"
+	"github.com/orderd/orderd/internal/events"
 	"github.com/orderd/orderd/internal/kafka"
 	"github.com/orderd/orderd/internal/order"
 	"github.com/orderd/orderd/internal/sqlstore"
@@ -369,5 +371,64 @@ func TestTwoInstancesOneLeaves(t *testing.T) {
 	dl := client(t, b.Addr(), kgo.ConsumeTopics("orders-dlq"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if n := len(dl.PollFetches(ctx).Records()); n != 0 {
 		t.Errorf("%d records dead-lettered; per-key order broken or an effect repeated", n)
+	}
+}
+
+// TestPanickingProcessorStallsNothing: a processor that panics on every call
+// (a bug) must cost only its own record, which goes to the DLQ after its
+// tries, while every other partition's records keep being applied and
+// committed — also when the panic happens in a transaction that merged
+// several partitions' batches (the combiner), which the preloaded backlog
+// on six partitions makes likely.
+func TestPanickingProcessorStallsNothing(t *testing.T) {
+	for _, dialect := range sqlstoretest.Dialects(t) {
+		t.Run(dialect, func(t *testing.T) {
+			b := apptest.Broker(t, 6)
+			cl := client(t, b.Addr())
+			const n = 600
+			var recs []*kgo.Record
+			for i := range n {
+				id := fmt.Sprintf("calm-%d", i)
+				v := fmt.Sprintf(`{"id":"ev-%s","name":"OrderCreated","data":{"orderId":"%s","customerId":"c","totalAmount":10.00,"currency":"USD","items":[{"productId":"p","quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`, id, id)
+				recs = append(recs, &kgo.Record{Key: []byte(id), Value: []byte(v)})
+				if i == n/2 {
+					recs = append(recs, &kgo.Record{Key: []byte("boom"), Value: []byte(`{"id":"ev-boom","name":"Explode","data":{"orderId":"boom"}}`)})
+				}
+			}
+			produce(t, cl, recs...)
+
+			var panics atomic.Int64
+			in := apptest.Start(t, apptest.Options{
+				Dialect:    dialect,
+				BrokerAddr: b.Addr(),
+				Env:        map[string]string{"MAX_ATTEMPTS": "2"},
+				AppOptions: app.Options{Processors: map[string]events.Processor{
+					"Explode": func(context.Context, order.Tx, events.Envelope) (string, error) {
+						panics.Add(1)
+						panic("a bug in the Explode processor")
+					},
+				}},
+			})
+			st := in.App.Store()
+			apptest.Eventually(t, 60*time.Second, "every record finished and committed", func() bool {
+				c, e := committed(t, b.Addr())
+				return e == n+1 && c == e
+			})
+			for i := range n {
+				if s := orderStatus(t, st, fmt.Sprintf("calm-%d", i)); s != order.StatusProcessing {
+					t.Fatalf("order calm-%d: status %q, want processing", i, s)
+				}
+			}
+			dlq := readDLQ(t, b.Addr(), 1)
+			if len(dlq) != 1 || string(dlq[0].Key) != "boom" {
+				t.Fatalf("DLQ: %d records, want only the Explode event", len(dlq))
+			}
+			if kind, _ := header(dlq[0], kafka.HeaderErrorKind); kind != kafka.ErrorKindExhausted {
+				t.Errorf("the Explode event's error_kind = %q, want %q", kind, kafka.ErrorKindExhausted)
+			}
+			if panics.Load() < 2 {
+				t.Errorf("the processor panicked %d times, want at least its two tries", panics.Load())
+			}
+		})
 	}
 }
