@@ -83,9 +83,8 @@ func diskWritten(stats string, disk func(name string) bool) (int64, error) {
 }
 
 // ioUse is what happened between two samples, for events processed in
-// between.
+// between; the zero value is not measured.
 type ioUse struct {
-	measured      bool
 	read, written int64 // bytes, by the service
 	reads, writes int64 // calls, by the service
 	diskWritten   int64 // bytes, by the machine's disks
@@ -94,8 +93,7 @@ type ioUse struct {
 
 func ioBetween(a, b ioSample, events int) ioUse {
 	return ioUse{
-		measured: true,
-		read:     b.rchar - a.rchar, written: b.wchar - a.wchar,
+		read: b.rchar - a.rchar, written: b.wchar - a.wchar,
 		reads: b.syscr - a.syscr, writes: b.syscw - a.syscw,
 		diskWritten: b.diskWritten - a.diskWritten,
 		events:      events,
@@ -103,7 +101,7 @@ func ioBetween(a, b ioSample, events int) ioUse {
 }
 
 func (u ioUse) String() string {
-	if !u.measured || u.events <= 0 {
+	if u.events <= 0 {
 		return "not measured"
 	}
 	n := float64(u.events)
