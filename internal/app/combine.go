@@ -3,9 +3,11 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/orderd/orderd/internal/delivery"
+	"github.com/orderd/orderd/internal/kafka"
 )
 
 // batchFunc applies decoded records in one transaction: events.Handler's
@@ -143,8 +145,10 @@ func (c *combiner[T]) mayStart() bool {
 
 // run makes one apply call of batch and hands each its share of the result:
 // apply finishes a prefix of the merged values, so a batch wholly inside it
-// is finished, the one it stopped in is finished up to there, and those
-// after it are not started; all but the finished get the stop error.
+// is finished, the one it stopped in is finished up to there and gets the
+// stop error, and those after it were not reached (kafka.ErrNotReached,
+// wrapping the stop error): their workers try their next record alone,
+// as its first attempt, without reporting another batch's failure as theirs.
 func (c *combiner[T]) run(ctx context.Context, batch []*combined[T], size int) {
 	if len(batch) == 1 {
 		b := batch[0]
@@ -167,7 +171,13 @@ func (c *combiner[T]) run(ctx context.Context, batch []*combined[T], size int) {
 		if b.n > 0 {
 			b.errs = errs[at : at+b.n]
 		}
-		if b.n < len(b.values) {
+		switch {
+		case b.n == len(b.values):
+		case at > n && stop != nil:
+			// apply stopped before it got here: the record it stopped at
+			// is another batch's, whose worker reports it.
+			b.stop = fmt.Errorf("%w (%w)", kafka.ErrNotReached, stop)
+		default:
 			b.stop = stop
 		}
 		at += len(b.values)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/orderd/orderd/internal/delivery"
+	"github.com/orderd/orderd/internal/kafka"
 )
 
 // TestCombinerMergesQueuedBatches: batches handed in while another is being
@@ -22,7 +23,7 @@ func TestCombinerMergesQueuedBatches(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		stopAt int // merged call finishes this many; -1: all
-	}{{"all finished", -1}, {"stopped in the second batch", 5}, {"nothing finished", 0}} {
+	}{{"all finished", -1}, {"stopped in the second batch", 5}, {"stopped in the first batch", 2}, {"stopped at the second batch's first record", 4}, {"nothing finished", 0}} {
 		t.Run(tc.name, func(t *testing.T) {
 			var (
 				mu       sync.Mutex
@@ -120,6 +121,11 @@ func TestCombinerMergesQueuedBatches(t *testing.T) {
 				}
 				if (r.n < 4) != (r.stop != nil) || (r.stop != nil && !errors.Is(r.stop, outage)) {
 					t.Errorf("batch %c: n %d, stop %v", p, r.n, r.stop)
+				}
+				// The batch after the one the call stopped in was not reached.
+				notReached := tc.stopAt >= 0 && p != firstPrefix && tc.stopAt < 4
+				if errors.Is(r.stop, kafka.ErrNotReached) != notReached {
+					t.Errorf("batch %c: stop %v, want not reached: %v", p, r.stop, notReached)
 				}
 				for i := range r.n {
 					if wantErr := p == 'b' && i == 2; (r.errs[i] != nil) != wantErr {

@@ -40,7 +40,18 @@ type Handler func(ctx context.Context, rec *kgo.Record) error
 // describes recs[i]; the batch handler fills them in as a Handler fills in
 // its context's Meta. ctx is cancelled only when the consumer gives up
 // waiting.
+//
+// A stop error that wraps ErrNotReached says the batch handler did not get
+// to records[n]: the unit of work it was part of, shared with other
+// batches, stopped at another batch's record first. The Handler then takes
+// records[n] for its first attempt, and nothing is reported as failed.
 type BatchHandler func(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (n int, errs []error, stop error)
+
+// ErrNotReached, wrapped in a BatchHandler's stop error, says the batch was
+// not reached: it was merged into a transaction with other batches, and that
+// transaction stopped (at another batch's record, or as a whole) before it
+// got to this batch's first unfinished record.
+var ErrNotReached = errors.New("not reached: the transaction this batch was merged into stopped first")
 
 // State is the consumer's lifecycle state as reported by Status.
 type State string
@@ -984,14 +995,16 @@ func (w *worker) run() {
 		}
 		first := 1
 		if c.batch != nil {
-			n, ok := w.processBatch(pending)
+			n, tried, ok := w.processBatch(pending)
 			if !ok {
 				return
 			}
 			if pending = pending[n:]; len(pending) == 0 {
 				continue
 			}
-			first = 2 // the batch was the record's first attempt
+			if tried {
+				first = 2 // the batch was the record's first attempt
+			}
 		}
 		rec := pending[0]
 		pending = pending[1:]
@@ -1017,10 +1030,12 @@ func (w *worker) finish(rec *kgo.Record) {
 
 // processBatch hands recs to the BatchHandler and settles the records it
 // finished: handled ones are counted and logged, refused ones written to the
-// DLQ; the record it stopped at is reported as a failed first attempt. It
-// returns how many records are finished, and false if the worker was told to
-// stop while a DLQ write was pending (that record is unfinished).
-func (w *worker) processBatch(recs []*kgo.Record) (int, bool) {
+// DLQ; the record it stopped at is reported as a failed first attempt,
+// unless the batch was not reached (ErrNotReached). It returns how many
+// records are finished, whether the next one had its first attempt in the
+// batch, and false if the worker was told to stop while a DLQ write was
+// pending (that record is unfinished).
+func (w *worker) processBatch(recs []*kgo.Record) (n int, tried, ok bool) {
 	c := w.s.c
 	metas := make([]*delivery.Meta, len(recs))
 	for i, rec := range recs {
@@ -1046,20 +1061,29 @@ func (w *worker) processBatch(recs []*kgo.Record) (int, bool) {
 		if out.Kind != fault.Permanent {
 			// Not the BatchHandler's to report: the Handler takes it.
 			w.batchStopped(recs[i], metas[i], err, took)
-			return i, true
+			return i, true, true
 		}
 		if !w.deadLetter(ctx, rec, meta, out, c.errorKind(out)) {
-			return i, false
+			return i, false, false
 		}
 		w.finish(rec)
 	}
-	if n < len(recs) {
-		if stop == nil {
-			stop = errors.New("batch handler stopped without an error")
-		}
-		w.batchStopped(recs[n], metas[n], stop, took)
+	if n == len(recs) {
+		return n, false, true
 	}
-	return n, true
+	if errors.Is(stop, ErrNotReached) {
+		// Another batch's failure, reported by its own worker: this record
+		// was not tried, so it is no failure of its own.
+		ctx := delivery.WithMeta(w.ctx, metas[n])
+		c.logger.LogAttrs(ctx, slog.LevelDebug, "record not reached in a merged transaction; trying it alone",
+			recordAttrs(recs[n], metas[n], slog.String("error", stop.Error()))...)
+		return n, false, true
+	}
+	if stop == nil {
+		stop = errors.New("batch handler stopped without an error")
+	}
+	w.batchStopped(recs[n], metas[n], stop, took)
+	return n, true, true
 }
 
 // batchStopped reports the failed batch attempt of rec, which the Handler

@@ -106,7 +106,7 @@ func (r *ctRecorder) handler(consumer string) kafka.Handler {
 
 		var err error
 		switch {
-		case behaviour == "ok" || behaviour == "seq" || behaviour == "panic":
+		case behaviour == "ok" || behaviour == "seq" || behaviour == "panic" || behaviour == "notreached":
 		case behaviour == "permanent":
 			meta.EventID, meta.EventName, meta.OrderID = "evt-"+id, "TestEvent", "order-"+id
 			err = fault.Permanentf("test_reason", "record %s is bad: %w", id, errors.New("cause"))
@@ -909,12 +909,75 @@ func (b *ctBatcher) handle(ctx context.Context, recs []*kgo.Record, metas []*del
 	errs := make([]error, len(recs))
 	for i, r := range recs {
 		behaviour, _, _ := strings.Cut(string(r.Value), "|")
+		if behaviour == "notreached" {
+			return i, errs, fmt.Errorf("%w (another batch's record failed)", kafka.ErrNotReached)
+		}
 		if behaviour != "ok" && behaviour != "permanent" && behaviour != "panic" {
 			return i, errs, fault.AsTransient(errors.New("not for batches"))
 		}
 		errs[i] = single(delivery.WithMeta(ctx, metas[i]), r)
 	}
 	return len(recs), errs, nil
+}
+
+// TestConsumerBatchNotReached: a record the batch handler did not reach
+// because the transaction it shared with other batches stopped first
+// (ErrNotReached) goes to the handler as its first attempt, and no failure
+// is reported for it: another batch's failure is not this record's.
+func TestConsumerBatchNotReached(t *testing.T) {
+	kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
+	var recs []*kgo.Record
+	for i := range 100 {
+		v := "ok"
+		if i == 40 || i == 41 {
+			v = "notreached"
+		}
+		recs = append(recs, &kgo.Record{Topic: ctTopic, Partition: 0, Value: fmt.Appendf(nil, "%s|%d", v, i)})
+	}
+	kc.Produce(recs...)
+
+	rec := newRecorder()
+	var (
+		mu     sync.Mutex
+		failed []int64
+	)
+	observe := kafka.WithObserver(func(o kafka.Outcome) {
+		if o.Err != nil {
+			mu.Lock()
+			failed = append(failed, o.Offset)
+			mu.Unlock()
+		}
+	})
+	c := ctNew(t, ctConfig(kc), rec.handler("single"), kafka.WithBatchHandler((&ctBatcher{rec: rec}).handle, 64), observe)
+	stop := ctRun(t, c)
+	kafkatest.Eventually(t, 30*time.Second, func() bool { return kc.Committed(ctGroup, ctTopic)[0] == 100 },
+		"offsets committed to the end (have %v)", kc.Committed(ctGroup, ctTopic))
+	stop()
+
+	if st := c.Status(); st.Handled != 100 || st.DeadLettered != 0 {
+		t.Errorf("status = %+v, want 100 handled", st)
+	}
+	calls, _ := rec.snapshot()
+	var single []ctCall
+	for _, call := range calls {
+		if call.consumer == "single" {
+			single = append(single, call)
+		}
+	}
+	// 40 stops the first batch; 41 then stops the one that follows 40.
+	if len(single) != 2 || single[0].offset != 40 || single[1].offset != 41 {
+		t.Fatalf("single-record handler got %v, want offsets 40 and 41 once each", single)
+	}
+	for _, call := range single {
+		if call.meta.Attempt != 1 {
+			t.Errorf("offset %d: attempt %d, want 1: the batch did not reach it", call.offset, call.meta.Attempt)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(failed) != 0 {
+		t.Errorf("failures reported at offsets %v, want none", failed)
+	}
 }
 
 // TestConsumerBatches: with a batch handler, records are handed over in
