@@ -13,6 +13,7 @@ import (
 
 	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/order"
+	createorder "github.com/orderd/orderd/internal/order/create"
 	"github.com/orderd/orderd/internal/sqlstore"
 	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
 )
@@ -129,6 +130,58 @@ func TestReserveRace(t *testing.T) {
 		}
 		if len(orders) != stock {
 			t.Errorf("%d orders created, want %d", len(orders), stock)
+		}
+	})
+}
+
+// TestConcurrentCreatesOfOneOrder: transactions that create the same new
+// order at the same moment (POST /orders racing a retry of itself, or the
+// order's OrderCreated event) all succeed: one creates it, the others find
+// it and compare. On PostgreSQL, where looking for a missing row locks
+// nothing, the losers' inserts fail and their transactions must run again
+// rather than fail with a transient error (the API's 503).
+func TestConcurrentCreatesOfOneOrder(t *testing.T) {
+	t.Parallel()
+	const rounds, racers = 20, 4
+	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := testContext(t)
+		for r := range rounds {
+			id := fmt.Sprintf("race-%02d", r)
+			var (
+				wg      sync.WaitGroup
+				created atomic.Int64
+				start   = make(chan struct{})
+				errs    = make(chan error, racers)
+			)
+			for range racers {
+				wg.Go(func() {
+					o := newOrder(t, id)
+					<-start
+					err := s.InTx(ctx, func(tx order.Tx) error {
+						out, err := createorder.Run(ctx, tx, createorder.Input{Order: o, CreatedAtGiven: true})
+						if err == nil && out.Created {
+							created.Add(1)
+						}
+						return err
+					})
+					if err != nil {
+						errs <- err
+					}
+				})
+			}
+			close(start)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Errorf("round %d: %v (kind %s)", r, err, fault.KindOf(err))
+			}
+			// A run undone after it created the order counts too: at least one.
+			if created.Load() < 1 {
+				t.Errorf("round %d: no transaction created the order", r)
+			}
+			if _, err := s.GetOrder(ctx, id); err != nil {
+				t.Errorf("round %d: %v", r, err)
+			}
 		}
 	})
 }

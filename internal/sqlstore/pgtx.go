@@ -24,20 +24,42 @@ import (
 //
 // The first run reads stock without locking it (see tx). When its write
 // finds that other transactions took what it reserved meanwhile
-// (errStockTaken), it is rolled back and fn runs again, once, with the
-// stock rows locked as they are read: what fn decides then holds.
+// (errStockTaken), it is rolled back and fn runs again with the stock rows
+// locked as they are read: what fn decides then holds.
+//
+// Looking for a row that is not there locks nothing, so two transactions
+// can both decide to insert the same new key (two deliveries of one event,
+// or POST /orders racing the order's OrderCreated); the second one's insert
+// fails (errConcurrent). It is rolled back and fn runs again, and finds the
+// row: a duplicate, or an order to compare. Without this, a client racing
+// another for the same new order would be answered 503 instead of 200 or
+// 409. At most pgRuns runs in all; then the transient error is returned.
 func (s *Store) inPgTx(ctx context.Context, fn func(order.Tx) error) error {
 	start := time.Now()
-	commit, err := s.tryPgTx(ctx, fn, false)
-	if errors.Is(err, errStockTaken) {
-		s.log.DebugContext(ctx, "transaction run again with its stock locked", "cause", err)
-		commit, err = s.tryPgTx(ctx, fn, true)
+	lockStock := false
+	for run := 1; ; run++ {
+		commit, err := s.tryPgTx(ctx, fn, lockStock)
+		if err == nil {
+			s.observed(start, commit)
+			return nil
+		}
+		if run == pgRuns || ctx.Err() != nil {
+			return err
+		}
+		switch {
+		case errors.Is(err, errStockTaken) && !lockStock:
+			s.log.DebugContext(ctx, "transaction run again with its stock locked", "cause", err)
+			lockStock = true
+		case errors.Is(err, errConcurrent):
+			s.log.DebugContext(ctx, "transaction run again: another inserted a key it looked for", "cause", err)
+		default:
+			return err
+		}
 	}
-	if err == nil {
-		s.observed(start, commit)
-	}
-	return err
 }
+
+// pgRuns bounds the runs of one inPgTx.
+const pgRuns = 3
 
 // tryPgTx runs fn in one transaction of inPgTx, reading stock FOR UPDATE
 // when lockStock is set, and returns how long its COMMIT took.
