@@ -55,7 +55,7 @@ type shipInput struct {
 type setStockInput struct {
 	ProductID string `path:"productId" minLength:"1" maxLength:"1024" doc:"Product id"`
 	Body      struct {
-		Available int64 `json:"available" minimum:"0" doc:"Units available for new orders"`
+		Available int64 `json:"available" minimum:"0" maximum:"1000000000000000" doc:"Units available for new orders; with those reserved by orders, at most 10^15"`
 	}
 }
 

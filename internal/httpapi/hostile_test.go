@@ -75,6 +75,8 @@ func hostileCases() []hostileCase {
 		{name: "available a fraction", method: "PUT", path: "/api/v0/inventory/p-1", body: `{"available":5.5}`},
 		{name: "available negative", method: "PUT", path: "/api/v0/inventory/p-1", body: `{"available":-1}`},
 		{name: "available null", method: "PUT", path: "/api/v0/inventory/p-1", body: `{"available":null}`},
+		{name: "available over 10^15", method: "PUT", path: "/api/v0/inventory/p-1", body: `{"available":1000000000000001}`},
+		{name: "available the largest int64", method: "PUT", path: "/api/v0/inventory/p-1", body: `{"available":9223372036854775807}`},
 		{name: "cancel reason a number", method: "POST", path: "/api/v0/orders/o-1/cancel", body: `{"reason":5}`},
 		{name: "cancel reason with NUL", method: "POST", path: "/api/v0/orders/o-1/cancel", body: `{"reason":"a\u0000b"}`},
 		{name: "duplicate cancel reason", method: "POST", path: "/api/v0/orders/o-1/cancel", body: `{"reason":"a","reason":"b"}`},

@@ -168,6 +168,11 @@ func SameContent(a, b *Order) bool {
 	return true
 }
 
+// MaxUnits bounds a product's units, available and reserved together. Only
+// setting the stock adds units (reserving and releasing move them), so with
+// the bound kept there, no sum of units can overflow.
+const MaxUnits = 1_000_000_000_000_000
+
 // Stock is the inventory of one product.
 type Stock struct {
 	ProductID string

@@ -156,15 +156,22 @@ func (s *Store) SetStock(ctx context.Context, productID string, available int64)
 	if productID == "" {
 		return order.Stock{}, order.Reject(order.ReasonInvalid, "product id is required")
 	}
-	if available < 0 {
-		return order.Stock{}, order.Reject(order.ReasonInvalid, fmt.Sprintf("available %d must not be negative", available))
+	if available < 0 || available > order.MaxUnits {
+		return order.Stock{}, order.Reject(order.ReasonInvalid, fmt.Sprintf("available %d must be 0 to %d", available, int64(order.MaxUnits)))
 	}
+	// The units reserved stay, and with the new available must keep within
+	// MaxUnits; otherwise no row comes back.
 	var st order.Stock
 	err := s.db.QueryRowContext(ctx, `INSERT INTO stock (product_id, available, reserved, updated_at)
 		VALUES ($1, $2, 0, $3)
 		ON CONFLICT (product_id) DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at
-		RETURNING product_id, available, reserved`, productID, available, s.timeArg(s.now())).
+		WHERE stock.reserved <= $4 - excluded.available
+		RETURNING product_id, available, reserved`, productID, available, s.timeArg(s.now()), int64(order.MaxUnits)).
 		Scan(&st.ProductID, &st.Available, &st.Reserved)
+	if errors.Is(err, sql.ErrNoRows) {
+		return order.Stock{}, order.Reject(order.ReasonConflict, fmt.Sprintf(
+			"available %d and the units of product %s reserved by orders would exceed %d in all", available, productID, int64(order.MaxUnits)))
+	}
 	if err != nil {
 		return order.Stock{}, classify(fmt.Errorf("set stock of product %s: %w", productID, err))
 	}

@@ -586,6 +586,9 @@ func TestStock(t *testing.T) {
 			}, ""},
 			{"negative stock", func() error { _, err := s.SetStock(ctx, "p", -1); return err }, order.ReasonInvalid},
 			{"empty product id", func() error { _, err := s.SetStock(ctx, "", 1); return err }, order.ReasonInvalid},
+			{"stock over MaxUnits", func() error { _, err := s.SetStock(ctx, "p", order.MaxUnits+1); return err }, order.ReasonInvalid},
+			// One unit is reserved: MaxUnits available would make MaxUnits+1.
+			{"stock and reserved over MaxUnits", func() error { _, err := s.SetStock(ctx, "p", order.MaxUnits); return err }, order.ReasonConflict},
 		}
 		for _, r := range refusals {
 			t.Run(r.name, func(t *testing.T) {
@@ -602,6 +605,12 @@ func TestStock(t *testing.T) {
 				check(t, "p", 14, 1)
 			})
 		}
+
+		// Up to the bound, with what is reserved, is fine.
+		if _, err := s.SetStock(ctx, "p", order.MaxUnits-1); err != nil {
+			t.Fatalf("SetStock(MaxUnits-1) with 1 reserved: %v", err)
+		}
+		check(t, "p", order.MaxUnits-1, 1)
 
 		err = inTx(func(tx order.Tx) error {
 			ok, err := tx.Reserve(ctx, "ghost", 1)
