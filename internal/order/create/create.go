@@ -177,6 +177,12 @@ func (d *Data) Parse(now time.Time) (Input, error) {
 		// Stores keep microseconds (PostgreSQL's precision); cutting here
 		// keeps a re-sent event equal to what was stored.
 		created = t.UTC().Truncate(time.Microsecond)
+		// An offset can take a time at either end of the four-digit years
+		// past them in UTC (9999-12-31T23:30:00-01:00), where neither
+		// SQLite's text, nor JSON, nor RFC 3339 can hold it.
+		if y := created.Year(); y < 1 || y > 9999 {
+			return Input{}, invalid("createdAt %q: want a time in the years 0001 to 9999 in UTC", d.CreatedAt)
+		}
 	}
 	in.Order = &order.Order{
 		ID:             d.OrderID,

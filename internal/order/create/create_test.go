@@ -34,6 +34,9 @@ func TestDecodeChecks(t *testing.T) {
 		{"bad status", strings.Replace(valid, `"currency"`, `"status":"SHIPPED","currency"`, 1), "status"},
 		{"bad method", strings.Replace(valid, `"currency"`, `"shippingMethod":"drone","currency"`, 1), "shippingMethod"},
 		{"bad createdAt", strings.Replace(valid, "2026-01-05T11:34:53.145Z", "yesterday", 1), "createdAt"},
+		{"createdAt in the year 10000 in UTC", strings.Replace(valid, "2026-01-05T11:34:53.145Z", "9999-12-31T23:30:00-01:00", 1), "createdAt"},
+		{"createdAt in the year -1 in UTC", strings.Replace(valid, "2026-01-05T11:34:53.145Z", "0000-01-01T00:30:00+01:00", 1), "createdAt"},
+		{"createdAt in the year 0", strings.Replace(valid, "2026-01-05T11:34:53.145Z", "0000-06-01T00:00:00Z", 1), "createdAt"},
 		{"long string", strings.Replace(valid, `"c-1"`, `"`+strings.Repeat("c", 1025)+`"`, 1), "at most 1024"},
 		{"wrong type", strings.Replace(valid, `"customerId":"c-1"`, `"customerId":5`, 1), "customerId"},
 		{"not UTF-8", strings.Replace(valid, "c-1", "c-\xff", 1), "UTF-8"},
@@ -107,5 +110,20 @@ func TestDecodeAcceptsWhatEncodingJSONDid(t *testing.T) {
 	got, err = create.Decode([]byte(strings.Replace(valid, `"customerId":"c-1"`, `"customerId":"c-0","customerId":"c-1"`, 1)), now)
 	if err != nil || got.Order.CustomerID != "c-1" {
 		t.Fatalf("repeated name: %+v, %v", got.Order, err)
+	}
+}
+
+// TestDecodeCreatedAtAtTheEndsOfTheYears: the first and last instants of the
+// four-digit years in UTC are kept as given.
+func TestDecodeCreatedAtAtTheEndsOfTheYears(t *testing.T) {
+	for _, at := range []string{"0001-01-01T00:00:00Z", "0001-01-01T01:00:00+01:00", "9999-12-31T23:59:59.999999Z", "9999-12-31T22:59:59-01:00"} {
+		in, err := create.Decode([]byte(strings.Replace(valid, "2026-01-05T11:34:53.145Z", at, 1)), now)
+		if err != nil {
+			t.Errorf("createdAt %s: %v", at, err)
+			continue
+		}
+		if want, _ := time.Parse(time.RFC3339Nano, at); !in.Order.CreatedAt.Equal(want) {
+			t.Errorf("createdAt %s: got %v", at, in.Order.CreatedAt)
+		}
 	}
 }
