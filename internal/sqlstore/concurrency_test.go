@@ -186,6 +186,57 @@ func TestConcurrentCreatesOfOneOrder(t *testing.T) {
 	})
 }
 
+// TestPostgresAbortedTransactionReportsItsCause: a function that goes on
+// past a failed statement, as Apply does to keep the events before a failed
+// one, cannot commit on PostgreSQL, which aborted the transaction with the
+// statement. InTx reports that statement's error (here a lock timeout,
+// transient), not the next statement's "current transaction is aborted"
+// (unclassified, so tried MAX_ATTEMPTS times and dead-lettered), and
+// commits nothing.
+func TestPostgresAbortedTransactionReportsItsCause(t *testing.T) {
+	t.Parallel()
+	s := sqlstoretest.Open(t, sqlstore.DialectPostgres)
+	ctx := testContext(t)
+	if err := s.InTx(ctx, func(tx order.Tx) error { return tx.CreateOrder(ctx, newOrder(t, "held")) }); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	holder, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = holder.Rollback() }()
+	if _, err := holder.ExecContext(ctx, `SELECT 1 FROM orders WHERE id = 'held' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+
+	var readErr error
+	err = s.InTx(ctx, func(tx order.Tx) error {
+		if err := sqlstore.ExecInTx(ctx, tx, `SET LOCAL lock_timeout = '100ms'`); err != nil {
+			return err
+		}
+		if err := tx.CreateOrder(ctx, newOrder(t, "fresh")); err != nil {
+			return err
+		}
+		_, readErr = tx.Order(ctx, "held") // locked by holder: times out
+		return nil
+	})
+	var pgErr *pgconn.PgError
+	if !errors.As(readErr, &pgErr) || pgErr.Code != "55P03" {
+		t.Fatalf("read of the held order: %v, want a lock timeout", readErr)
+	}
+	if !errors.As(err, &pgErr) || pgErr.Code != "55P03" || fault.KindOf(err) != fault.Transient {
+		t.Errorf("InTx = %v (kind %s), want the lock timeout, transient", err, fault.KindOf(err))
+	}
+	if _, err := s.GetOrder(ctx, "fresh"); order.ReasonOf(err) != order.ReasonNotFound {
+		t.Errorf("the aborted transaction's order: %v, want not found", err)
+	}
+}
+
 // TestUnreachablePostgresIsTransient needs no server: nothing listens on port 1.
 func TestUnreachablePostgresIsTransient(t *testing.T) {
 	t.Parallel()

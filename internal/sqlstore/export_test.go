@@ -69,3 +69,13 @@ func (s *Store) ExplainInTx(ctx context.Context, analyze bool, query string, arg
 	})
 	return plan.String(), err
 }
+
+// ExecInTx runs stmt in the transaction of an InTx function (a test's SET
+// LOCAL).
+func ExecInTx(ctx context.Context, ot order.Tx, stmt string) error {
+	rows, err := ot.(*tx).query(ctx, stmt)
+	if err != nil {
+		return err
+	}
+	return rows.Close()
+}

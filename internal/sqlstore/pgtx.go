@@ -78,6 +78,9 @@ func (s *Store) tryPgTx(ctx context.Context, fn func(order.Tx) error, lockStock 
 		t.pg, t.lockStock = p, lockStock
 		err := fn(t)
 		if err == nil {
+			err = p.aborted()
+		}
+		if err == nil {
 			err = t.flush(ctx)
 		}
 		if err != nil {
@@ -99,8 +102,33 @@ func (s *Store) tryPgTx(ctx context.Context, fn func(order.Tx) error, lockStock 
 // pgTx is a transaction on one pgx connection that begins with its first
 // statement.
 type pgTx struct {
-	conn  *pgx.Conn
-	begun bool // BEGIN was sent (it may have failed: rollback anyway)
+	conn   *pgx.Conn
+	begun  bool  // BEGIN was sent (it may have failed: rollback anyway)
+	failed error // the first statement that failed, which aborted the transaction
+}
+
+// aborted reports a transaction that PostgreSQL aborted because a
+// statement failed, which fn went on past (Apply keeps the events before
+// the one that failed): nothing of it can commit, and that statement's
+// error, not "current transaction is aborted" from the next one, is what
+// happened.
+func (p *pgTx) aborted() error {
+	if !p.begun || p.conn.PgConn().TxStatus() != 'E' {
+		return nil
+	}
+	cause := p.failed
+	if cause == nil {
+		cause = errors.New("no statement error seen")
+	}
+	return classify(fmt.Errorf("the transaction was aborted by a statement that failed: %w", cause))
+}
+
+// note keeps the first statement error, and returns err.
+func (p *pgTx) note(err error) error {
+	if err != nil && p.failed == nil {
+		p.failed = err
+	}
+	return err
 }
 
 // newBatch returns a batch that begins the transaction first, when no
@@ -137,7 +165,7 @@ var beginPG = []string{"BEGIN", "SET LOCAL enable_seqscan = off"}
 // with its result; it returns the first error.
 func (p *pgTx) send(ctx context.Context, b *pgx.Batch) error {
 	p.begun = true
-	return p.conn.SendBatch(ctx, b).Close()
+	return p.note(p.conn.SendBatch(ctx, b).Close())
 }
 
 // query runs one statement, beginning the transaction in the same round trip
@@ -146,9 +174,9 @@ func (p *pgTx) query(ctx context.Context, query string, args ...any) (rowSet, er
 	if p.begun {
 		rows, err := p.conn.Query(ctx, query, args...)
 		if err != nil {
-			return nil, err
+			return nil, p.note(err)
 		}
-		return pgxRows{rows}, nil
+		return pgxRows{rows, p}, nil
 	}
 	b := p.newBatch()
 	b.Queue(query, args...)
@@ -156,14 +184,14 @@ func (p *pgTx) query(ctx context.Context, query string, args ...any) (rowSet, er
 	br := p.conn.SendBatch(ctx, b)
 	for range beginPG {
 		if _, err := br.Exec(); err != nil {
-			return nil, errors.Join(err, br.Close())
+			return nil, p.note(errors.Join(err, br.Close()))
 		}
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, errors.Join(err, br.Close())
+		return nil, p.note(errors.Join(err, br.Close()))
 	}
-	return batchRows{pgxRows{rows}, br}, nil
+	return batchRows{pgxRows{rows, p}, br}, nil
 }
 
 func (p *pgTx) commit(ctx context.Context) error {
@@ -191,12 +219,15 @@ func (p *pgTx) rollback(ctx context.Context) error {
 	return err
 }
 
-// pgxRows is pgx's rows as a rowSet.
-type pgxRows struct{ pgx.Rows }
+// pgxRows is pgx's rows as a rowSet, of a statement of p.
+type pgxRows struct {
+	pgx.Rows
+	p *pgTx
+}
 
 func (r pgxRows) Close() error {
 	r.Rows.Close()
-	return r.Rows.Err()
+	return r.p.note(r.Rows.Err())
 }
 
 // batchRows are the rows of the last statement of a batch; closing them
@@ -207,7 +238,7 @@ type batchRows struct {
 }
 
 func (r batchRows) Close() error {
-	return errors.Join(r.pgxRows.Close(), r.br.Close())
+	return errors.Join(r.pgxRows.Close(), r.p.note(r.br.Close()))
 }
 
 // The reads of preloadPG that find rows by order_items.order_id, which no
