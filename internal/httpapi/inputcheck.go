@@ -62,12 +62,12 @@ func checkInput(next http.Handler) http.Handler {
 			return
 		}
 		if len(body) > MaxBodyBytes {
-			// Too large: the route answers 413 as it reads the rest.
-			r.Body = struct {
-				io.Reader
-				io.Closer
-			}{io.MultiReader(bytes.NewReader(body), r.Body), r.Body}
-			next.ServeHTTP(w, r)
+			// A body of unknown length (chunked) that turned out too large;
+			// limitBody answered those that said so. Answered here, before
+			// any route: one that takes no body would not read it, and act.
+			w.Header().Set("Connection", "close")
+			writeProblem(w, newProblem(r.Context(), http.StatusRequestEntityTooLarge, ReasonTooLarge,
+				fmt.Sprintf("request body is over %d bytes", MaxBodyBytes)))
 			return
 		}
 		if msg := checkJSON(body); msg != "" {

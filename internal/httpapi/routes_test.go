@@ -458,20 +458,28 @@ func TestBodyLimit(t *testing.T) {
 			expectProblem(t, h.do(route.method, route.path, big), http.StatusRequestEntityTooLarge, httpapi.ReasonTooLarge)
 		})
 	}
-	t.Run("chunked body without a length", func(t *testing.T) {
-		req, err := http.NewRequest("POST", h.srv.URL+"/api/v0/orders", struct{ *strings.Reader }{strings.NewReader(big)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := h.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestEntityTooLarge || req.ContentLength != 0 {
-			t.Errorf("status %d (content length %d)", resp.StatusCode, req.ContentLength)
-		}
-	})
+	// A chunked body says no length, so it is found too large only as it
+	// is read: on a route that reads none too, whose action must not run.
+	expect(t, h.do("POST", "/api/v0/orders", orderJSON("c-1", "INR", "2", "75.00", "150.00")), http.StatusCreated)
+	for _, path := range []string{"/api/v0/orders", "/api/v0/orders/c-1/process", "/api/v0/message_broker/stop_consuming_message"} {
+		t.Run("chunked body without a length to "+path, func(t *testing.T) {
+			req, err := http.NewRequest("POST", h.srv.URL+path, struct{ *strings.Reader }{strings.NewReader(big)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := h.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || req.ContentLength != 0 {
+				t.Errorf("status %d (content length %d)", resp.StatusCode, req.ContentLength)
+			}
+		})
+	}
+	if o, err := h.store.GetOrder(t.Context(), "c-1"); err != nil || o.Status != order.StatusNew {
+		t.Errorf("order c-1 after a refused process: %+v, %v; want it still new", o, err)
+	}
 	t.Run("exactly 1 MiB is read", func(t *testing.T) {
 		body := orderJSON("m-1", "INR", "2", "75.00", "150.00")
 		body += strings.Repeat(" ", httpapi.MaxBodyBytes-len(body))
