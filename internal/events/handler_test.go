@@ -400,3 +400,37 @@ func wantStock(t *testing.T, st *sqlstore.Store, want order.Stock) {
 		t.Errorf("stock = %+v, want %+v", got, want)
 	}
 }
+
+// TestEventOrderIDIsTheOneActedOn: an event's data decodes as encoding/json
+// decodes it (names in any case, the last of repeated ones counting), and
+// the order id the batch reads ahead, logs and names in DLQ headers is the
+// one the processor acts on, not another "orderId" found in the raw data.
+func TestEventOrderIDIsTheOneActedOn(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, nil, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
+		ctx := context.Background()
+		for _, v := range [][]byte{created("a-created", "A", "p", 1), created("b-created", "B", "p", 1)} {
+			if res, err := h.Handle(ctx, v); err != nil || res != events.Applied {
+				t.Fatalf("created: %v, %v", res, err)
+			}
+		}
+		values := [][]byte{
+			[]byte(`{"id":"b-cancelled","name":"OrderCancelled","data":{"orderId":"A","OrderId":"B","reason":"r"}}`),
+			[]byte(`{"id":"a-shipped","name":"OrderShipped","data":{"ORDERID":"A","trackingNumber":"t-1"}}`),
+		}
+		metas := []*delivery.Meta{{}, {}}
+		pre := h.Prepare(values, metas)
+		if metas[0].OrderID != "B" || metas[1].OrderID != "A" {
+			t.Errorf("order ids %q, %q; want B (the last orderId, any case) and A", metas[0].OrderID, metas[1].OrderID)
+		}
+		n, errs, stop := h.Apply(ctx, pre, metas)
+		if n != 2 || stop != nil || errs[0] != nil || errs[1] != nil {
+			t.Fatalf("Apply = %d, %v, %v", n, errs, stop)
+		}
+		for id, want := range map[string]order.Status{"A": order.StatusShipped, "B": order.StatusCancelled} {
+			if o, err := st.GetOrder(ctx, id); err != nil || o.Status != want {
+				t.Errorf("order %s: %+v, %v; want %s", id, o, err, want)
+			}
+		}
+	})
+}

@@ -8,19 +8,20 @@ import (
 )
 
 type deliveredData struct {
-	OrderID string `json:"orderId"`
+	ID string `json:"orderId"`
 }
 
-func (d *deliveredData) orderID() string { return d.OrderID }
+// OrderID is the order the event is about.
+func (d *deliveredData) OrderID() string { return d.ID }
 
 // OrderDelivered moves data.orderId from shipped to delivered.
 func OrderDelivered(uc *fulfil.UseCase) Processor {
 	return func(ctx context.Context, tx order.Tx, ev Envelope) (string, error) {
-		var d deliveredData
-		if err := decodeData(ev.Data, &d); err != nil {
+		d, err := dataOf[deliveredData](ev)
+		if err != nil {
 			return "", err
 		}
-		if _, err := uc.Run(ctx, tx, fulfil.Input{OrderID: d.OrderID, To: order.StatusDelivered}); err != nil {
+		if _, err := uc.Run(ctx, tx, fulfil.Input{OrderID: d.ID, To: order.StatusDelivered}); err != nil {
 			return "", err
 		}
 		return "order delivered", nil

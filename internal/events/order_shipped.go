@@ -8,23 +8,24 @@ import (
 )
 
 type shippedData struct {
-	OrderID        string `json:"orderId"`
+	ID             string `json:"orderId"`
 	TrackingNumber string `json:"trackingNumber"`
 }
 
-func (d *shippedData) orderID() string { return d.OrderID }
+// OrderID is the order the event is about.
+func (d *shippedData) OrderID() string { return d.ID }
 
 // OrderShipped moves data.orderId from processing to shipped.
 func OrderShipped(uc *fulfil.UseCase) Processor {
 	return func(ctx context.Context, tx order.Tx, ev Envelope) (string, error) {
-		var d shippedData
-		if err := decodeData(ev.Data, &d); err != nil {
+		d, err := dataOf[shippedData](ev)
+		if err != nil {
 			return "", err
 		}
 		if len(d.TrackingNumber) > 1024 {
 			return "", order.Reject(order.ReasonInvalid, "data.trackingNumber is longer than 1 KiB")
 		}
-		if _, err := uc.Run(ctx, tx, fulfil.Input{OrderID: d.OrderID, To: order.StatusShipped, TrackingNumber: d.TrackingNumber}); err != nil {
+		if _, err := uc.Run(ctx, tx, fulfil.Input{OrderID: d.ID, To: order.StatusShipped, TrackingNumber: d.TrackingNumber}); err != nil {
 			return "", err
 		}
 		return "order shipped", nil

@@ -74,7 +74,10 @@ func DefaultRegistry(uc UseCases) *Registry {
 	r.Register("OrderCreated", OrderCreated(uc.Process))
 	r.RegisterDecoder("OrderCreated", DecodeOrderCreated(uc.Process))
 	r.Register("OrderCancelled", OrderCancelled(uc.Cancel))
+	r.RegisterDecoder("OrderCancelled", DecodeData[cancelledData])
 	r.Register("OrderShipped", OrderShipped(uc.Fulfil))
+	r.RegisterDecoder("OrderShipped", DecodeData[shippedData])
 	r.Register("OrderDelivered", OrderDelivered(uc.Fulfil))
+	r.RegisterDecoder("OrderDelivered", DecodeData[deliveredData])
 	return r
 }
