@@ -142,6 +142,11 @@ func hostileCases() []hostileCase {
 		{name: "duplicate totalAmount", method: "POST", path: "/api/v0/orders", body: `{"orderId":"dup-3","customerId":"c-1","totalAmount":99.00,"totalAmount":20.00,"currency":"USD","items":[{"productId":"p-1","quantity":2,"unitPrice":10.00,"totalPrice":20.00}]}`},
 		{name: "duplicate envelope id", method: "POST", path: "/api/v0/events", body: `{"id":"ev-a","id":"ev-b","name":"OrderCreated","data":{"orderId":"dup-4"}}`},
 		{name: "duplicate available", method: "PUT", path: "/api/v0/inventory/p-1", body: `{"available":1,"available":7}`},
+		// The same, in another case: encoding/json matches names whatever their case.
+		{name: "orderId and ORDERID", method: "POST", path: "/api/v0/orders", body: `{"orderId":"dk-a","customerId":"c-1","totalAmount":20.00,"currency":"USD","items":[{"productId":"p-1","quantity":2,"unitPrice":10.00,"totalPrice":20.00}],"ORDERID":"dk-b"}`},
+		{name: "orderId and OrderId in an event's data", method: "POST", path: "/api/v0/events", body: `{"id":"ev-c","name":"OrderCancelled","data":{"orderId":"dk-a","OrderId":"dk-b"}}`},
+		{name: "trackingNumber and one with the Kelvin sign", method: "POST", path: "/api/v0/events", body: `{"id":"ev-d","name":"OrderShipped","data":{"orderId":"dk-a","trackingNumber":"t-1","trac\u212aingNumber":"t-2"}}`},
+		{name: "reason and Reason", method: "POST", path: "/api/v0/orders/o-1/cancel", body: `{"reason":"a","Reason":"b"}`},
 
 		// Numbers no int64 or decimal holds.
 		{name: "totalAmount 1e999999", method: "POST", path: "/api/v0/orders", body: orderWith("totalAmount", `1e999999`)},

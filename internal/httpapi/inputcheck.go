@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/orderd/orderd/internal/order"
@@ -97,6 +98,20 @@ func truncateText(s string) string {
 	return fmt.Sprintf("%q", s)
 }
 
+// foldKey is the one form of every key that matches k whatever its case, as
+// encoding/json matches names (strings.EqualFold: {"orderId":"A","ORDERID":
+// "B"} sets one field twice): each letter as the least of the letters that
+// fold to it (k, K and the Kelvin sign K all as K).
+func foldKey(k string) string {
+	return strings.Map(func(r rune) rune {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		return least
+	}, k)
+}
+
 // checkJSON describes why body is a hazardous JSON text ("" when it is not,
 // or when it is not JSON at all, which the route reports itself).
 func checkJSON(body []byte) string {
@@ -149,10 +164,11 @@ func checkJSON(body []byte) string {
 				return fmt.Sprintf("holds a NUL character in the string %s", truncateText(t))
 			}
 			if top != nil && top.object && top.wantKey {
-				if _, dup := top.keys[t]; dup {
-					return fmt.Sprintf("repeats the key %s in one object", truncateText(t))
+				key := foldKey(t)
+				if _, dup := top.keys[key]; dup {
+					return fmt.Sprintf("repeats the key %s in one object (keys match whatever their case)", truncateText(t))
 				}
-				top.keys[t] = struct{}{}
+				top.keys[key] = struct{}{}
 				top.wantKey = false
 				continue
 			}
