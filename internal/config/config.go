@@ -5,8 +5,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -123,11 +125,32 @@ func readDotenv(path string) (map[string]string, error) {
 		return nil, fmt.Errorf("config: reading %s: %w", path, err)
 	}
 	defer f.Close()
-	m, err := godotenv.Parse(f)
+	text, err := io.ReadAll(f)
 	if err != nil {
-		return nil, fmt.Errorf("config: parsing %s: %w", path, err)
+		return nil, fmt.Errorf("config: reading %s: %w", path, err)
+	}
+	m, err := godotenv.UnmarshalBytes(text)
+	if err != nil {
+		// godotenv's message quotes the file from where it failed on,
+		// secrets and all: say where instead.
+		return nil, fmt.Errorf("config: parsing %s: line %d is not NAME=value (an unclosed quote or a name with a space, say; its text is not shown, since .env may hold secrets)",
+			path, badDotenvLine(text))
 	}
 	return m, nil
+}
+
+// badDotenvLine is the number of the line of a .env text that godotenv
+// cannot parse: the line after the longest run of whole lines from the
+// start that it can (a quoted value may span lines).
+func badDotenvLine(text []byte) int {
+	lines := bytes.SplitAfter(text, []byte("\n"))
+	good := 0
+	for n := 1; n <= len(lines); n++ {
+		if _, err := godotenv.UnmarshalBytes(bytes.Join(lines[:n], nil)); err == nil {
+			good = n
+		}
+	}
+	return good + 1
 }
 
 // Embedded reports whether the service runs its own in-process broker

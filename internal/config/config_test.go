@@ -307,6 +307,24 @@ func TestDotenvErrors(t *testing.T) {
 			t.Errorf("Load(malformed) error = %v, want one naming %s", err, path)
 		}
 	})
+	// The parser's own message quotes the file from the bad line on: the
+	// error names the line and shows none of it.
+	for name, tc := range map[string]struct {
+		text string
+		line int
+	}{
+		"a name with a space": {"APP_NAME Orders\nADMIN_TOKEN=tok-s3cr3t\nDATABASE_URL=postgres://u:pw-s3cr3t@h/db\n", 1},
+		"an unclosed quote":   {"APP_NAME=Orders\nLOG_LEVEL=info\nADMIN_TOKEN=\"tok-s3cr3t\nKAFKA_SASL_PASSWORD=pw-s3cr3t\n", 3},
+		"after a value over two lines": {"APP_NAME=\"two\nlines\"\nADMIN_TOKEN tok-s3cr3t\n", 3},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := writeFile(t, tc.text)
+			_, err := Load(env{}.getenv, path)
+			if err == nil || strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), fmt.Sprintf("line %d ", tc.line)) {
+				t.Errorf("Load error = %v, want one naming line %d and no secret", err, tc.line)
+			}
+		})
+	}
 }
 
 func TestBadValues(t *testing.T) {
@@ -341,6 +359,8 @@ func TestBadValues(t *testing.T) {
 		{"DATABASE_URL", "mysql://localhost/db", "want sqlite://path/to/file.db or postgres://"},
 		{"DATABASE_URL", "sqlite://", "the sqlite path is empty"},
 		{"DATABASE_URL", "postgres://h:port/db", "the URL does not parse"},
+		{"DATABASE_URL", "sqlite://orders.db?mode=ro", "must not contain '?' or '#'"},
+		{"DATABASE_URL", "postgres://u@127.0.0.1:5432/test?sslmode=bogus", "pgx refuses it: sslmode is invalid"},
 		{"LOG_LEVEL", "verbose", "want debug, info, warning, error or critical"},
 		{"LOG_FORMAT", "xml", "want text or json"},
 		{"FRAUD_THRESHOLD", "-1", "want a decimal of at least 0"},
@@ -593,6 +613,10 @@ func TestRedactURL(t *testing.T) {
 		{"postgresql://u:p@ss:w/rd@h/db", "postgresql://u:REDACTED@h/db"},
 		{"postgres://h/db?user=u&Password=pw&sslmode=disable", "postgres://h/db?user=u&Password=REDACTED&sslmode=disable"},
 		{"postgres://h:port/db?password=x", "postgres://h:port/db?password=REDACTED"},
+		{"postgres://u@h/db?sslmode=verify-full&sslpassword=k3y", "postgres://u@h/db?sslmode=verify-full&sslpassword=REDACTED"},
+		{"host=127.0.0.1 user=postgres password=hunter2 dbname=test", "host=127.0.0.1 user=postgres password=REDACTED dbname=test"},
+		{"password='pass word' host=h", "password=REDACTED host=h"},
+		{"host=h PASSWORD = pw", "host=h PASSWORD = REDACTED"},
 	}
 	for _, tt := range tests {
 		if got := redactURL(tt.in); got != tt.want {
@@ -606,6 +630,10 @@ func TestSecretsAbsentFromErrors(t *testing.T) {
 	tests := []env{
 		{"KAFKA_SASL_PASSWORD": secret}, // set although the protocol is PLAINTEXT
 		{"DATABASE_URL": "mysql://root:" + secret + "@localhost/db"},
+		{"DATABASE_URL": "host=127.0.0.1 user=postgres password=" + secret + " dbname=test"},
+		{"DATABASE_URL": "postgres://u:" + secret + "@127.0.0.1:5432/test?sslmode=bogus"},
+		{"DATABASE_URL": "postgres://u@h/db?sslpassword=" + secret + "&sslmode=bogus"},
+		{"ADMIN_TOKEN": " \t "},
 	}
 	for _, e := range tests {
 		_, err := Load(e.getenv, "")
@@ -659,5 +687,15 @@ func TestRoundTrip(t *testing.T) {
 	got := mustLoad(t, e, "")
 	if diff := cmp.Diff(want, got, decimalEqual); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+// TestAdminTokenWithoutWhiteSpace: a token mounted from a file ends in a
+// newline that no Authorization header carries; it is read without it.
+func TestAdminTokenWithoutWhiteSpace(t *testing.T) {
+	for _, raw := range []string{"tok-1\n", " tok-1\t", "tok-1"} {
+		if c := mustLoad(t, env{"ADMIN_TOKEN": raw}, ""); c.AdminToken != "tok-1" {
+			t.Errorf("ADMIN_TOKEN %q read as %q, want tok-1", raw, c.AdminToken)
+		}
 	}
 }

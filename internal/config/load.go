@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -13,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderd/orderd/internal/logging"
 	"github.com/orderd/orderd/internal/order"
@@ -101,7 +104,7 @@ func (l *loader) load() Config {
 	c.KafkaTLSCAFile = l.caFile("KAFKA_TLS_CA_FILE")
 	l.checkSecurity(c)
 
-	c.AdminToken = l.str("ADMIN_TOKEN")
+	c.AdminToken = l.token("ADMIN_TOKEN")
 	return c
 }
 
@@ -142,6 +145,19 @@ func (l *loader) reported(name string) bool {
 func (l *loader) str(name string) string {
 	s, _ := l.raw(name)
 	return s
+}
+
+// token reads a bearer token without the white space around it (a secret
+// mounted from a file often ends in a newline), which a client's
+// Authorization header cannot carry. One of white space alone is refused:
+// read as no token, it would leave the routes it guards open.
+func (l *loader) token(name string) string {
+	s, v := l.raw(name)
+	t := strings.TrimSpace(s)
+	if t == "" && s != "" {
+		l.bad(v, s, "want a token (white space around it is ignored), or nothing for no token; this one is only white space")
+	}
+	return t
 }
 
 func (l *loader) boolean(name string) bool {
@@ -306,18 +322,40 @@ func validTopic(t string) bool {
 	return topicName.MatchString(t) && t != "." && t != ".."
 }
 
+// parseConfigCause is why pgconn.ParseConfig refused a URL, without the
+// URL it quotes.
+func parseConfigCause(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) && pe.Unwrap() != nil {
+		return pe.Unwrap().Error()
+	}
+	return err.Error()
+}
+
 func (l *loader) databaseURL(name string) string {
 	s, v := l.raw(name)
 	const want = "want sqlite://path/to/file.db or postgres://user:password@host:5432/db (postgresql:// also accepted)"
 	switch {
 	case strings.HasPrefix(s, "sqlite://"):
-		if strings.TrimPrefix(s, "sqlite://") == "" {
+		path := strings.TrimPrefix(s, "sqlite://")
+		if path == "" {
 			l.bad(v, s, "%s; the sqlite path is empty", want)
+			return ""
+		}
+		if strings.ContainsAny(path, "?#") {
+			l.bad(v, s, "%s; the sqlite path must not contain '?' or '#' (the store sets its own options)", want)
 			return ""
 		}
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
 		if _, err := url.Parse(s); err != nil {
 			l.bad(v, s, "%s; the URL does not parse", want)
+			return ""
+		}
+		// What pgx would refuse on every attempt to connect (an sslmode it
+		// does not know, a certificate file that is not there) is a bad
+		// value, not a database that is down.
+		if _, err := pgconn.ParseConfig(s); err != nil {
+			l.bad(v, s, "%s; pgx refuses it: %s", want, redactURL(parseConfigCause(err)))
 			return ""
 		}
 	default:

@@ -121,10 +121,14 @@ func listText(items []string) string {
 // no escaping there.
 const urlRedaction = "REDACTED"
 
-var passwordParam = regexp.MustCompile(`(?i)([?&]password=)[^&#]*`)
+// passwordParam is a password or sslpassword (the client key's passphrase)
+// as a URL's query parameter or as a libpq key/value setting ("host=h
+// password='p w'"), which pgx accepts too.
+var passwordParam = regexp.MustCompile(`(?i)((?:^|[?&\s])(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^&#\s]*)`)
 
 // redactURL hides the password of a database URL, both in the user
-// information and in a password query parameter, and keeps the rest of the
+// information and in a password or sslpassword parameter (of the URL's
+// query, or of a key/value connection string), and keeps the rest of the
 // text as it is. It works on the text rather than a parsed URL so that it
 // also hides the password of a URL that does not parse; when in doubt it
 // hides too much (everything between the first ':' after the scheme and the

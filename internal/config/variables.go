@@ -128,7 +128,7 @@ var Variables = []Var{
 
 	// Admin.
 	{Name: "ADMIN_TOKEN", Group: "Admin", Default: "", Secret: true,
-		Description: "When set, state-changing HTTP routes need Authorization: Bearer <token>. Never logged."},
+		Description: "When set, state-changing HTTP routes need Authorization: Bearer <token>. White space around it is ignored. Never logged."},
 }
 
 // lookupVar returns the documented variable called name. Load reads variables
