@@ -313,8 +313,8 @@ func TestDotenvErrors(t *testing.T) {
 		text string
 		line int
 	}{
-		"a name with a space": {"APP_NAME Orders\nADMIN_TOKEN=tok-s3cr3t\nDATABASE_URL=postgres://u:pw-s3cr3t@h/db\n", 1},
-		"an unclosed quote":   {"APP_NAME=Orders\nLOG_LEVEL=info\nADMIN_TOKEN=\"tok-s3cr3t\nKAFKA_SASL_PASSWORD=pw-s3cr3t\n", 3},
+		"a name with a space":          {"APP_NAME Orders\nADMIN_TOKEN=tok-s3cr3t\nDATABASE_URL=postgres://u:pw-s3cr3t@h/db\n", 1},
+		"an unclosed quote":            {"APP_NAME=Orders\nLOG_LEVEL=info\nADMIN_TOKEN=\"tok-s3cr3t\nKAFKA_SASL_PASSWORD=pw-s3cr3t\n", 3},
 		"after a value over two lines": {"APP_NAME=\"two\nlines\"\nADMIN_TOKEN tok-s3cr3t\n", 3},
 	} {
 		t.Run(name, func(t *testing.T) {
