@@ -115,6 +115,12 @@ func serve(ctx context.Context, args []string, getenv func(string) (string, bool
 	logger.Debug("configuration", "config", cfg)
 	tuneGC(cfg.DatabaseURL)
 	a, err := app.New(ctx, cfg, logger, app.Options{Version: version()})
+	if err != nil && ctx.Err() != nil {
+		// Told to stop (SIGINT, SIGTERM) while still starting, e.g. while
+		// waiting for the database: a stop as asked, not a failure.
+		logger.Info("stopped during start-up", "cause", err)
+		return nil
+	}
 	if err != nil {
 		logger.Error("start-up failed", "err", err)
 		return err

@@ -113,7 +113,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		}
 	}()
 	if cfg.AppReload {
-		logger.Debug("APP_RELOAD is accepted for compatibility; a compiled binary does not hot-reload")
+		logger.Info("APP_RELOAD is accepted for compatibility; a compiled binary does not hot-reload")
 	}
 	kcfg := cfg.KafkaConfig()
 	if cfg.Embedded() {

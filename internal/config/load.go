@@ -49,7 +49,7 @@ func (l *loader) load() Config {
 	c.AppPort = l.integer("APP_PORT", 0, 65535)
 	c.AppReload = l.boolean("APP_RELOAD")
 	c.APIV1Str = l.urlPath("API_V1_STR")
-	c.OpenAPIURL = l.urlPath("OPENAPI_URL")
+	c.OpenAPIURL = l.openAPIURL("OPENAPI_URL", c.APIV1Str)
 	c.LogFile = l.str("LOG_FILE")
 
 	c.KafkaBrokerURL = l.brokers("KAFKA_BROKER_URL")
@@ -243,10 +243,35 @@ func parseList(s string) ([]string, bool) {
 	return out, true
 }
 
+// pathSegments is a URL path of plain segments: no wildcard ({…}) for the
+// router to read, no escapes, no "." or ".." for it to clean away.
+var pathSegments = regexp.MustCompile(`^(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$`)
+
 func (l *loader) urlPath(name string) string {
 	s, v := l.raw(name)
-	if !strings.HasPrefix(s, "/") || len(s) < 2 || strings.HasSuffix(s, "/") || strings.ContainsAny(s, " ?#\t") {
-		l.bad(v, s, "want a path that starts with / and does not end with /, such as %s", v.Default)
+	if !pathSegments.MatchString(s) {
+		l.bad(v, s, "want a path that starts with / and does not end with /, of segments of letters, digits and . _ ~ - (none starting with .), such as %s", v.Default)
+		return ""
+	}
+	return s
+}
+
+// fixedPaths are the HTTP routes outside API_V1_STR (internal/httpapi);
+// /docs also has its assets below it.
+var fixedPaths = []string{"/healthz", "/readyz", "/metrics", "/docs"}
+
+// openAPIURL is urlPath for OPENAPI_URL, which must not be the path of
+// another route: a fixed one, or one under API_V1_STR.
+func (l *loader) openAPIURL(name, apiPrefix string) string {
+	s := l.urlPath(name)
+	if s == "" {
+		return ""
+	}
+	under := func(prefix string) bool { return s == prefix || strings.HasPrefix(s, prefix+"/") }
+	if slices.ContainsFunc(fixedPaths, under) || (apiPrefix != "" && under(apiPrefix)) {
+		_, v := l.raw(name)
+		l.bad(v, s, "want a path no other route has: not %s or below them, nor API_V1_STR (%s) or below it",
+			strings.Join(fixedPaths, ", "), apiPrefix)
 		return ""
 	}
 	return s
