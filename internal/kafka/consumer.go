@@ -234,6 +234,7 @@ type Consumer struct {
 	mu          sync.Mutex
 	state       State
 	want        bool          // Start (true) or Stop (false)
+	ended       bool          // Run has returned
 	wake        chan struct{} // nudges Run after Start/Stop
 	stopSession context.CancelFunc
 	sessionDone chan struct{}
@@ -311,7 +312,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("kafka consumer: Run called more than once")
 	}
-	defer c.setState(StateStopped)
+	defer func() {
+		c.mu.Lock()
+		c.state, c.ended = StateStopped, true
+		c.mu.Unlock()
+	}()
 	for {
 		c.mu.Lock()
 		want := c.want
@@ -342,7 +347,9 @@ func (c *Consumer) Start() {
 	c.mu.Lock()
 	if !c.want {
 		c.want = true
-		if c.running.Load() && c.stopSession == nil {
+		// Connecting until a broker answers, as before the Stop; also
+		// before Run (the app waits for a broker first), but not after it.
+		if c.stopSession == nil && !c.ended {
 			c.state = StateConnecting
 		}
 	}
@@ -409,12 +416,6 @@ func (c *Consumer) nudge() {
 	case c.wake <- struct{}{}:
 	default:
 	}
-}
-
-func (c *Consumer) setState(s State) {
-	c.mu.Lock()
-	c.state = s
-	c.mu.Unlock()
 }
 
 // markRunning moves a connecting consumer to running.

@@ -748,6 +748,36 @@ func TestConsumerStartStop(t *testing.T) {
 	}
 }
 
+// TestConsumerStartStopBeforeRun: the app waits for a broker before it
+// runs the consumer; Stop then Start in that wait leave it connecting, as
+// it was, not reporting "stopped" while it will consume; after Run has
+// returned, Start leaves it stopped.
+func TestConsumerStartStopBeforeRun(t *testing.T) {
+	kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
+	c := ctNew(t, ctConfig(kc), newRecorder().handler("a"))
+	c.Stop()
+	if st := c.State(); st != kafka.StateStopped {
+		t.Errorf("after Stop: %q, want stopped", st)
+	}
+	c.Start()
+	if st := c.State(); st != kafka.StateConnecting {
+		t.Errorf("after Start: %q, want connecting", st)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	kafkatest.Eventually(t, 20*time.Second, func() bool { return c.State() == kafka.StateRunning }, "running (now %q)", c.State())
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	c.Stop()
+	c.Start()
+	if st := c.State(); st != kafka.StateStopped {
+		t.Errorf("Start after Run returned: %q, want stopped", st)
+	}
+}
+
 func TestConsumerUnreachableBroker(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
