@@ -417,18 +417,27 @@ func (l *loader) decimal(name string, hi *order.Decimal) order.Decimal {
 }
 
 // duration parses a Go duration ("30s", "1m30s") or plain seconds ("30", "2.5").
+// decimalSeconds is a duration in seconds as plain decimal digits (not a
+// hex float or an exponent, which strconv.ParseFloat takes too).
+var decimalSeconds = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+
+// minDuration is the shortest duration a variable takes: a shutdown given
+// less cannot even stop fetching and commit, and would log failures that
+// are not.
+const minDuration = 100 * time.Millisecond
+
 func (l *loader) duration(name string) time.Duration {
 	s, v := l.raw(name)
 	var d time.Duration
-	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		if secs > 0 && secs*float64(time.Second) < math.MaxInt64 {
+	if decimalSeconds.MatchString(s) {
+		if secs, err := strconv.ParseFloat(s, 64); err == nil && secs*float64(time.Second) < math.MaxInt64 {
 			d = time.Duration(secs * float64(time.Second))
 		}
 	} else if pd, err := time.ParseDuration(s); err == nil {
 		d = pd
 	}
-	if d <= 0 {
-		l.bad(v, s, "want a positive duration such as 30s, 1m30s or 30 (seconds)")
+	if d < minDuration {
+		l.bad(v, s, "want a duration of at least %s such as 30s, 1m30s or 30 (seconds)", minDuration)
 		return 0
 	}
 	return d

@@ -112,7 +112,7 @@ var Variables = []Var{
 	{Name: "MAX_ATTEMPTS", Group: "Delivery", Default: "5",
 		Description: "Tries for an unclassified error before the record goes to the DLQ, at least 1."},
 	{Name: "SHUTDOWN_TIMEOUT", Group: "Delivery", Default: "30s",
-		Description: "How long in-flight records may take at shutdown: a Go duration (30s, 1m30s) or seconds (30)."},
+		Description: "How long in-flight records may take at shutdown: a Go duration (30s, 1m30s) or seconds (30); at least 100ms."},
 
 	// Kafka security.
 	{Name: "KAFKA_SECURITY_PROTOCOL", Group: "Kafka security", Default: "PLAINTEXT",
