@@ -1238,7 +1238,11 @@ func (c *Consumer) call(ctx context.Context, rec *kgo.Record) (err error) {
 func (c *Consumer) callBatch(ctx context.Context, recs []*kgo.Record, metas []*delivery.Meta) (n int, errs []error, stop error) {
 	defer func() {
 		if r := recover(); r != nil {
-			c.logger.LogAttrs(ctx, slog.LevelError, "batch handler panicked",
+			// About a batch, not one message: where it is in the log. Each
+			// record is then tried alone, logged with its own ids.
+			c.logger.LogAttrs(ctx, slog.LevelError, "batch handler panicked; its records are tried one by one",
+				slog.String("topic", recs[0].Topic), slog.Int("partition", int(recs[0].Partition)),
+				slog.Int64("first_offset", recs[0].Offset), slog.Int64("last_offset", recs[len(recs)-1].Offset),
 				slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
 			n, errs, stop = 0, nil, fmt.Errorf("batch handler panic: %v", r)
 		}
