@@ -49,12 +49,17 @@ const dlqAttemptTimeout = 15 * time.Second
 
 // DLQProducerOpts returns the producer options a DLQ client needs on top of
 // Config.ClientOpts: acks from all in-sync replicas, batches big enough for
-// MaxRecordBytes, and a bounded time per attempt.
+// MaxRecordBytes, and a bounded time per attempt — also for a request a
+// broker took and never answered (see NewProducer), which otherwise held
+// the attempt, its error line and a revoked partition's release for ever.
+// A record whose attempt failed so may have been stored: the next attempt
+// can leave a second copy on the DLQ, never none.
 func DLQProducerOpts() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchMaxBytes(MaxRecordBytes + 1<<20), // room for the added headers
 		kgo.RecordDeliveryTimeout(dlqAttemptTimeout),
+		kgo.AllowIdempotentProduceCancellation(),
 		kgo.ProducerLinger(0),
 	}
 }

@@ -58,6 +58,14 @@ func NewProducer(cfg Config, logger *slog.Logger, opts ...kgo.Opt) (*Producer, e
 		kgo.MaxBufferedRecords(producerMaxBufferedRecords),
 		kgo.MaxBufferedBytes(producerMaxBufferedBytes),
 		kgo.RecordDeliveryTimeout(producerDeliveryTimeout),
+		// Without it, an idempotent producer waits for ever for the answer
+		// to a request a broker took and never answered (it died): the
+		// delivery timeout and ctx do not end the wait, so POST /events
+		// hung and orderd produce ignored its signals. With it, such a
+		// record fails in time, and may still have been stored: one
+		// published again can land twice, which the consumer's inbox of
+		// event ids makes harmless.
+		kgo.AllowIdempotentProduceCancellation(),
 		kgo.WithLogger(ClientLogger(logger)),
 	)
 	all = append(all, opts...)
