@@ -99,30 +99,17 @@ type rawEnvelope struct {
 // (BenchmarkDecode).
 var decodeOptions = jsontext.AllowDuplicateNames(true)
 
-// OrderID returns data.orderId when it is a string, for logs and DLQ
-// headers. It reads data only as far as that field (usually the first), so a
-// large payload is not parsed twice.
+// OrderID returns the order the event's data names, read as the events'
+// decoders read it (encoding/json: the name "orderId" in any case, the
+// last of repeated ones), or "" when it names none as a string. It is the
+// key a producer gives the event, so that one order's events keep their
+// order, and what logs and DLQ headers name when the data is refused.
 func (e Envelope) OrderID() string {
-	dec := json.NewDecoder(bytes.NewReader(e.Data))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	var d struct {
+		OrderID string `json:"orderId"`
+	}
+	if json.Unmarshal(e.Data, &d) != nil {
 		return ""
 	}
-	for dec.More() {
-		t, err := dec.Token()
-		if err != nil {
-			return ""
-		}
-		if key, _ := t.(string); key == "orderId" {
-			var id string
-			if dec.Decode(&id) != nil {
-				return ""
-			}
-			return id
-		}
-		var skip json.RawMessage
-		if dec.Decode(&skip) != nil {
-			return ""
-		}
-	}
-	return ""
+	return d.OrderID
 }

@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -82,6 +83,25 @@ func TestSampleEventsAreValid(t *testing.T) {
 		}
 		if _, err := create.Decode(ev.Data, time.Now()); err != nil {
 			t.Fatalf("sample %d invalid: %v\n%s", i, err, value)
+		}
+	}
+}
+
+// TestEnvelopeOrderID: the order id a producer keys an event by is the one
+// the events' decoders read (encoding/json: any case, the last repeat).
+func TestEnvelopeOrderID(t *testing.T) {
+	for data, want := range map[string]string{
+		`{"orderId":"o-1"}`:              "o-1",
+		`{"OrderId":"o-1"}`:              "o-1",
+		`{"ORDERID":"o-1","reason":"r"}`: "o-1",
+		`{"orderId":"A","OrderId":"B"}`:  "B",
+		`{"orderId":"A","orderId":"B"}`:  "B",
+		`{"orderId":5}`:                  "",
+		`{"customerId":"c"}`:             "",
+		`{"items":[{"orderId":"x"}]}`:    "",
+	} {
+		if got := (events.Envelope{Data: json.RawMessage(data)}).OrderID(); got != want {
+			t.Errorf("OrderID of %s = %q, want %q", data, got, want)
 		}
 	}
 }

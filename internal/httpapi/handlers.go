@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/orderd/orderd/internal/delivery"
+	"github.com/orderd/orderd/internal/events"
 	"github.com/orderd/orderd/internal/order"
 	"github.com/orderd/orderd/internal/order/cancel"
 	"github.com/orderd/orderd/internal/order/create"
@@ -331,7 +332,8 @@ func checkJSONObject(raw []byte) error {
 
 // checkEnvelope checks the shape of an event envelope — an object with a
 // non-empty string id of at most 200 bytes, a non-empty string name and an
-// object data — and returns the record key, data.orderId (nil without one).
+// object data — and returns the record key: the order data names, as events.Envelope.OrderID
+// reads it (nil without one).
 // The data itself is the consumer's to judge.
 func checkEnvelope(raw []byte) ([]byte, error) {
 	if err := checkJSONObject(raw); err != nil {
@@ -355,8 +357,8 @@ func checkEnvelope(raw []byte) ([]byte, error) {
 	if t := bytes.TrimSpace(env["data"]); len(t) == 0 || t[0] != '{' || json.Unmarshal(t, &data) != nil {
 		return nil, invalidBody("envelope: data must be an object")
 	}
-	var orderID string
-	if json.Unmarshal(data["orderId"], &orderID) == nil && orderID != "" {
+	// The order the consumer will act on, read as it reads it.
+	if orderID := (events.Envelope{Data: env["data"]}).OrderID(); orderID != "" {
 		return []byte(orderID), nil
 	}
 	return nil, nil

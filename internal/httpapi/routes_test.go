@@ -354,32 +354,50 @@ func TestPublishEvent(t *testing.T) {
 		t.Fatalf("published: %s (%v)", r.body, err)
 	}
 
-	consumer, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {pub.Partition: kgo.NewOffset().At(pub.Offset)}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(consumer.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var rec *kgo.Record
-	for rec == nil {
-		fs := consumer.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("record not found: %v", err)
+	// read returns the record at partition p, offset o of the topic.
+	read := func(t *testing.T, p int32, o int64) *kgo.Record {
+		t.Helper()
+		consumer, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {p: kgo.NewOffset().At(o)}}))
+		if err != nil {
+			t.Fatal(err)
 		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if rec == nil {
-				rec = r
+		defer consumer.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var rec *kgo.Record
+		for rec == nil {
+			fs := consumer.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				t.Fatalf("record not found: %v", err)
 			}
-		})
+			fs.EachRecord(func(r *kgo.Record) {
+				if rec == nil {
+					rec = r
+				}
+			})
+		}
+		return rec
 	}
+	rec := read(t, pub.Partition, pub.Offset)
 	if string(rec.Value) != envelope || string(rec.Key) != "k-1" {
 		t.Errorf("record key %q value %q, want the body byte for byte", rec.Key, rec.Value)
 	}
 	if len(rec.Headers) != 1 || rec.Headers[0].Key != "correlation_id" || string(rec.Headers[0].Value) != "corr-123" {
 		t.Errorf("headers %+v", rec.Headers)
 	}
+
+	// The key is the order the consumer acts on, read as it reads the data:
+	// the name orderId in any case.
+	t.Run("keyed by the order the consumer acts on", func(t *testing.T) {
+		r := expect(t, h.do("POST", "/api/v0/events", `{"id":"evt-2","name":"OrderCancelled","data":{"OrderId":"k-2"}}`), http.StatusAccepted)
+		if err := json.Unmarshal(r.body, &pub); err != nil {
+			t.Fatal(err)
+		}
+		if rec := read(t, pub.Partition, pub.Offset); string(rec.Key) != "k-2" {
+			t.Errorf("record key %q, want k-2", rec.Key)
+		}
+	})
 
 	t.Run("invalid envelopes are 400", func(t *testing.T) {
 		bad := []string{
