@@ -223,8 +223,6 @@ func broker(ctx context.Context, args []string, getenv func(string) (string, boo
 		return fmt.Errorf("embedded broker (EMBEDDED_KAFKA_ADDR=%s): %w", cfg.EmbeddedKafkaAddr, err)
 	}
 	defer b.Close()
-	logger.Info("embedded Kafka broker listening", "addr", b.Addr(), "data_dir", cfg.EmbeddedKafkaDir,
-		"topics", strings.Join(append(append([]string{}, cfg.KafkaTopics...), cfg.KafkaDLQTopic), ","))
 	fmt.Fprintln(stdout, b.Addr())
 	<-ctx.Done()
 	logger.Info("embedded Kafka broker stopping")

@@ -161,10 +161,19 @@ func (d *DLQ) publish(ctx context.Context, stop <-chan struct{}, rec *kgo.Record
 var errStopped = errors.New("partition released")
 
 // deadLetter builds the DLQ copy of rec. Key and value are the original
-// slices (a nil key stays nil); the original headers come first, in order.
+// slices (a nil key stays nil); the original headers come first, in order,
+// but for those this copy sets itself: a record sent back from the DLQ to
+// be tried again that fails again carries this failure's error_reason,
+// attempts and so on, not the last one's first, where a reader taking the
+// first header of a name would find them; and an empty correlation_id is
+// replaced by the one the service used.
 func (d *DLQ) deadLetter(rec *kgo.Record, meta *delivery.Meta, cause error, errorKind string, attempts int) *kgo.Record {
 	headers := make([]kgo.RecordHeader, 0, len(rec.Headers)+11)
-	headers = append(headers, rec.Headers...)
+	for _, h := range rec.Headers {
+		if !dlqHeaders[h.Key] && (h.Key != HeaderCorrelationID || len(h.Value) > 0 || meta.CorrelationID == "") {
+			headers = append(headers, h)
+		}
+	}
 	add := func(k, v string) { headers = append(headers, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
 
 	if !hasHeader(rec.Headers, HeaderCorrelationID) && meta.CorrelationID != "" {
@@ -197,6 +206,13 @@ func (d *DLQ) deadLetter(rec *kgo.Record, meta *delivery.Meta, cause error, erro
 		Value:   rec.Value,
 		Headers: headers,
 	}
+}
+
+// dlqHeaders are the headers deadLetter sets, besides correlation_id.
+var dlqHeaders = map[string]bool{
+	HeaderErrorReason: true, HeaderErrorKind: true, HeaderOriginalTopic: true, HeaderOriginalPartition: true,
+	HeaderOriginalOffset: true, HeaderOriginalTimestamp: true, HeaderEventID: true, HeaderEventName: true,
+	HeaderAttempts: true, HeaderFailedAt: true,
 }
 
 // hasHeader reports whether hs has a header key with a non-empty value.

@@ -204,3 +204,42 @@ func TestNewDLQRejects(t *testing.T) {
 		t.Errorf("NewDLQ(no topic) = %v, want an error naming KAFKA_DLQ_TOPIC", err)
 	}
 }
+
+// TestDLQHeadersOfARedrivenRecord: a record sent back from the DLQ that
+// fails again carries each DLQ header once, with this failure's value, and
+// its other headers as they were; an empty correlation_id gives way to the
+// one the service used.
+func TestDLQHeadersOfARedrivenRecord(t *testing.T) {
+	kc := kafkatest.New(t, 1, []string{ctDLQ})
+	d := dlqFor(t, kc)
+	src := &kgo.Record{Topic: "orders", Value: []byte(`{"id":"e1"}`), Headers: []kgo.RecordHeader{
+		{Key: "x", Value: []byte("1")},
+		{Key: "correlation_id", Value: nil},
+		{Key: "error_reason", Value: []byte("the first failure")},
+		{Key: "attempts", Value: []byte("9")},
+		{Key: "y", Value: []byte("2")},
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Publish(ctx, src, &delivery.Meta{CorrelationID: "c-2"}, errors.New("the second failure"), "bad", 3); err != nil {
+		t.Fatal(err)
+	}
+	got := kc.ReadAll(ctDLQ, 1, 10*time.Second)
+	if len(got) != 1 {
+		t.Fatalf("DLQ has %d records", len(got))
+	}
+	seen := map[string][]string{}
+	var order []string
+	for _, h := range got[0].Headers {
+		seen[h.Key] = append(seen[h.Key], string(h.Value))
+		order = append(order, h.Key)
+	}
+	for k, want := range map[string]string{"x": "1", "y": "2", "correlation_id": "c-2", "error_reason": "the second failure", "attempts": "3"} {
+		if v := seen[k]; len(v) != 1 || v[0] != want {
+			t.Errorf("header %s = %q, want once %q", k, v, want)
+		}
+	}
+	if order[0] != "x" || order[1] != "y" {
+		t.Errorf("headers in order %v, want the original x and y first", order)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -174,7 +175,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 			return nil, fmt.Errorf("embedded kafka: create topic %q: %w", topic, err)
 		}
 	}
-	logger.Info("embedded kafka broker listening", "addr", e.addr, "data_dir", cfg.DataDir)
+	logger.Info("embedded kafka broker listening", "addr", e.addr, "data_dir", cfg.DataDir, "topics", strings.Join(cfg.Topics, ","))
 	return e, nil
 }
 
