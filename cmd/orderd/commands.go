@@ -215,6 +215,7 @@ func broker(ctx context.Context, args []string, getenv func(string) (string, boo
 	b, err := kafka.StartEmbedded(kafka.EmbeddedConfig{
 		Addr:       cfg.EmbeddedKafkaAddr,
 		DataDir:    cfg.EmbeddedKafkaDir,
+		SyncWrites: cfg.EmbeddedKafkaSync,
 		Partitions: cfg.KafkaPartitions,
 		Topics:     append(append([]string{}, cfg.KafkaTopics...), cfg.KafkaDLQTopic),
 		Logger:     logger.With("component", "embedded-kafka"),

@@ -120,6 +120,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		a.embedded, err = kafka.StartEmbedded(kafka.EmbeddedConfig{
 			Addr:       cfg.EmbeddedKafkaAddr,
 			DataDir:    cfg.EmbeddedKafkaDir,
+			SyncWrites: cfg.EmbeddedKafkaSync,
 			Partitions: cfg.KafkaPartitions,
 			Topics:     append(append([]string{}, cfg.KafkaTopics...), cfg.KafkaDLQTopic),
 			Logger:     logger.With("component", "embedded-kafka"),

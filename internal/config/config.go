@@ -41,6 +41,7 @@ type Config struct {
 	KafkaAutoOffsetReset string   // KAFKA_AUTO_OFFSET_RESET: "earliest" or "latest"
 	EmbeddedKafkaAddr    string   // EMBEDDED_KAFKA_ADDR, host:port
 	EmbeddedKafkaDir     string   // EMBEDDED_KAFKA_DIR; "" = memory only
+	EmbeddedKafkaSync    bool     // EMBEDDED_KAFKA_SYNC: fsync each produced batch
 	KafkaPartitions      int      // KAFKA_PARTITIONS, at least 1
 
 	// Middleware (seed).

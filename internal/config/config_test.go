@@ -676,7 +676,7 @@ func TestRoundTrip(t *testing.T) {
 		APIV1Str: "/api/v1", OpenAPIURL: "/openapi.json", LogFile: "/var/log/orders/error.log",
 		KafkaBrokerURL: "k1:9092,k2:9092", KafkaGroupID: "g2", KafkaTopics: []string{"t1", "t2"},
 		KafkaDLQTopic: "t-dlq", KafkaAutoOffsetReset: "latest", EmbeddedKafkaAddr: "127.0.0.1:29092",
-		EmbeddedKafkaDir: "/data/kafka", KafkaPartitions: 12,
+		EmbeddedKafkaDir: "/data/kafka", EmbeddedKafkaSync: true, KafkaPartitions: 12,
 		MiddlewareCORS: false, MiddlewareGZip: true, MiddlewareTrustedHost: false, MiddlewareHTTPSRedirect: true,
 		CORSOrigins: []string{"https://a.example", "https://b.example"}, CORSCredentials: false,
 		CORSMethods: []string{"GET", "POST"}, CORSHeaders: []string{"Authorization"}, AllowedHosts: []string{"*.example.com"},

@@ -59,6 +59,7 @@ func (l *loader) load() Config {
 	c.KafkaAutoOffsetReset = l.choice("KAFKA_AUTO_OFFSET_RESET", strings.ToLower, "earliest", "latest")
 	c.EmbeddedKafkaAddr = l.listenAddr("EMBEDDED_KAFKA_ADDR")
 	c.EmbeddedKafkaDir = l.str("EMBEDDED_KAFKA_DIR")
+	c.EmbeddedKafkaSync = l.boolean("EMBEDDED_KAFKA_SYNC")
 	c.KafkaPartitions = l.integer("KAFKA_PARTITIONS", 1, math.MaxInt32)
 
 	c.MiddlewareCORS = l.boolean("APP_MIDDLEWARE_CORS")

@@ -71,6 +71,7 @@ func (c Config) settings(redact bool) []setting {
 		{"KAFKA_AUTO_OFFSET_RESET", c.KafkaAutoOffsetReset},
 		{"EMBEDDED_KAFKA_ADDR", c.EmbeddedKafkaAddr},
 		{"EMBEDDED_KAFKA_DIR", c.EmbeddedKafkaDir},
+		{"EMBEDDED_KAFKA_SYNC", boolText(c.EmbeddedKafkaSync)},
 		{"KAFKA_PARTITIONS", strconv.Itoa(c.KafkaPartitions)},
 		{"APP_MIDDLEWARE_CORS", boolText(c.MiddlewareCORS)},
 		{"APP_MIDDLEWARE_GZIP", boolText(c.MiddlewareGZip)},

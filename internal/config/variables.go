@@ -57,6 +57,8 @@ var Variables = []Var{
 		Description: "host:port the embedded broker listens on (when KAFKA_BROKER_URL=embedded, and for orderd broker)."},
 	{Name: "EMBEDDED_KAFKA_DIR", Group: "Kafka", Default: "kafka-data",
 		Description: "Directory where the embedded broker keeps its log; empty = memory only.", keepEmpty: true},
+	{Name: "EMBEDDED_KAFKA_SYNC", Group: "Kafka", Default: "False",
+		Description: "Whether the embedded broker writes each produced batch to disk (fsync) before acknowledging it. Without it, as Kafka by default, an acknowledged record survives the process's crash but not the machine's (power loss); with it, both, at a cost in produce throughput."},
 	{Name: "KAFKA_PARTITIONS", Group: "Kafka", Default: "6",
 		Description: "Partitions of the topics the service creates, at least 1."},
 

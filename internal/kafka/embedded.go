@@ -63,6 +63,10 @@ type EmbeddedConfig struct {
 	// DataDir keeps the log, topics and committed offsets on disk
 	// (EMBEDDED_KAFKA_DIR); empty keeps everything in memory only.
 	DataDir string
+	// SyncWrites has each produced batch written to disk (fsync) before it
+	// is acknowledged (EMBEDDED_KAFKA_SYNC), so that it survives a power
+	// loss too, not only the process's crash.
+	SyncWrites bool
 	// Partitions is the partition count of topics created at start
 	// (KAFKA_PARTITIONS); below 1 means 1.
 	Partitions int
@@ -71,8 +75,7 @@ type EmbeddedConfig struct {
 	Topics []string
 	// Logger receives the broker's own log lines; nil discards them.
 	Logger *slog.Logger
-	// Opts are extra kfake options, e.g. SASL or TLS in tests, or
-	// kfake.SyncWrites() to fsync every produced batch.
+	// Opts are extra kfake options, e.g. SASL or TLS in tests.
 	Opts []kfake.Opt
 }
 
@@ -138,6 +141,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
+		if cfg.SyncWrites {
+			opts = append(opts, kfake.SyncWrites())
+		}
 	}
 	opts = append(opts, cfg.Opts...)
 
