@@ -85,11 +85,15 @@ func (l *loader) load() Config {
 	}
 
 	one := order.MustDecimal("1")
+	// Amounts of money in major units (a threshold, a fee): up to a
+	// trillion, so that in any currency's minor units they and the sums
+	// they enter stay far from int64's end.
+	maxAmount := order.MustDecimal("1000000000000")
 	c.Rules = order.Rules{
-		FraudThreshold:        l.decimal("FRAUD_THRESHOLD", nil),
-		FreeShippingThreshold: l.decimal("FREE_SHIPPING_THRESHOLD", nil),
-		StandardShipping:      l.decimal("STANDARD_SHIPPING", nil),
-		ExpressShipping:       l.decimal("EXPRESS_SHIPPING", nil),
+		FraudThreshold:        l.decimal("FRAUD_THRESHOLD", &maxAmount),
+		FreeShippingThreshold: l.decimal("FREE_SHIPPING_THRESHOLD", &maxAmount),
+		StandardShipping:      l.decimal("STANDARD_SHIPPING", &maxAmount),
+		ExpressShipping:       l.decimal("EXPRESS_SHIPPING", &maxAmount),
 		DiscountRate:          l.decimal("DISCOUNT_RATE", &one),
 		CancellationFeeRate:   l.decimal("CANCELLATION_FEE_RATE", &one),
 		UnsupportedRegions:    l.list("UNSUPPORTED_REGIONS", 0),
@@ -402,16 +406,13 @@ func (l *loader) logLevel(name string) string {
 }
 
 // decimal parses a non-negative decimal no larger than hi (nil = no bound).
+// decimal reads a decimal from 0 to hi.
 func (l *loader) decimal(name string, hi *order.Decimal) order.Decimal {
 	s, v := l.raw(name)
 	d, err := order.ParseDecimal(s)
 	switch {
-	case err != nil || d.Sign() < 0 || (hi != nil && d.Cmp(*hi) > 0):
-		if hi != nil {
-			l.bad(v, s, "want a decimal from 0 to %s, such as %s", hi, v.Default)
-		} else {
-			l.bad(v, s, "want a decimal of at least 0, such as %s", v.Default)
-		}
+	case err != nil || d.Sign() < 0 || d.Cmp(*hi) > 0:
+		l.bad(v, s, "want a decimal from 0 to %s, such as %s", hi, v.Default)
 		return order.Decimal{}
 	}
 	return d

@@ -96,13 +96,13 @@ var Variables = []Var{
 
 	// Business rules.
 	{Name: "FRAUD_THRESHOLD", Group: "Business rules", Default: "10000",
-		Description: "Orders above this total are rejected for fraud review (order currency, >= 0)."},
+		Description: "Orders above this total are rejected for fraud review (order currency, 0 to 10^12; compared exactly, whatever the currency's decimals)."},
 	{Name: "FREE_SHIPPING_THRESHOLD", Group: "Business rules", Default: "100",
-		Description: "Orders of at least this total ship free (order currency, >= 0)."},
+		Description: "Orders of at least this total ship free (order currency, 0 to 10^12; compared exactly)."},
 	{Name: "STANDARD_SHIPPING", Group: "Business rules", Default: "5.99",
-		Description: "Standard shipping fee below the free-shipping threshold (order currency, >= 0)."},
+		Description: "Standard shipping fee below the free-shipping threshold (order currency, 0 to 10^12; rounded half away from zero to the currency's decimals)."},
 	{Name: "EXPRESS_SHIPPING", Group: "Business rules", Default: "12.99",
-		Description: "Express shipping fee below the free-shipping threshold (order currency, >= 0)."},
+		Description: "Express shipping fee below the free-shipping threshold (order currency, 0 to 10^12; rounded as STANDARD_SHIPPING)."},
 	{Name: "DISCOUNT_RATE", Group: "Business rules", Default: "0.10",
 		Description: "Discount as a fraction of the order total, 0 to 1."},
 	{Name: "CANCELLATION_FEE_RATE", Group: "Business rules", Default: "0.05",

@@ -21,17 +21,44 @@ type Currency struct {
 // ErrUnknownCurrency is returned for a code that is not an ISO 4217 currency.
 var ErrUnknownCurrency = errors.New("unknown currency")
 
-// LookupCurrency returns the currency for an ISO 4217 code such as "INR".
+// LookupCurrency returns the currency for an ISO 4217 code such as "INR",
+// with ISO 4217's minor unit (§5). The codes and most digits come from
+// golang.org/x/text, whose digits are CLDR's: where those differ from ISO
+// 4217's, or x/text lacks a current code, isoDigits says; codes that ISO
+// 4217 gives no minor unit (gold, SDRs, the test and "no currency" codes)
+// are refused.
 func LookupCurrency(code string) (Currency, error) {
 	if len(code) != 3 || strings.ToUpper(code) != code {
 		return Currency{}, fmt.Errorf("%w %q: want a 3-letter upper-case ISO 4217 code", ErrUnknownCurrency, code)
 	}
+	if d, ok := isoDigits[code]; ok {
+		if d < 0 {
+			return Currency{}, fmt.Errorf("%w %q: ISO 4217 gives it no minor unit", ErrUnknownCurrency, code)
+		}
+		return Currency{Code: code, Digits: d}, nil
+	}
 	u, err := currency.ParseISO(code)
-	if err != nil || code == "XXX" || code == "XTS" {
+	if err != nil {
 		return Currency{}, fmt.Errorf("%w %q", ErrUnknownCurrency, code)
 	}
 	digits, _ := currency.Standard.Rounding(u)
 	return Currency{Code: code, Digits: digits}, nil
+}
+
+// isoDigits are ISO 4217 minor units where CLDR's (x/text's) differ, or
+// for current codes x/text does not know; -1 is ISO's "N.A.", no minor
+// unit. The digits are stored with no amount (an order keeps its currency
+// code), so an entry here must never change for a code in use.
+var isoDigits = map[string]int{
+	// CLDR rounds these to whole units; ISO 4217 has minor units.
+	"AFN": 2, "ALL": 2, "COP": 2, "IDR": 2, "IQD": 3, "IRR": 2, "KPW": 2, "LAK": 2,
+	"LBP": 2, "MGA": 2, "MMK": 2, "RSD": 2, "SLL": 2, "SOS": 2, "SYP": 2, "YER": 2,
+	// Current codes newer than x/text's table.
+	"MRU": 2, "SLE": 2, "STN": 2, "UYW": 4, "VED": 2, "VES": 2, "XCG": 2, "ZWG": 2,
+	// No minor unit in ISO 4217: precious metals, units of account, the
+	// test code and "no currency".
+	"XAG": -1, "XAU": -1, "XPD": -1, "XPT": -1, "XBA": -1, "XBB": -1, "XBC": -1, "XBD": -1,
+	"XDR": -1, "XSU": -1, "XUA": -1, "XTS": -1, "XXX": -1,
 }
 
 // scale returns 10^Digits (0 to 4 digits for ISO 4217 currencies).
@@ -157,6 +184,53 @@ func (c Currency) FromMajor(major Decimal) int64 {
 // fromMajorExact is FromMajor in exact rational arithmetic, for any Decimal.
 func (c Currency) fromMajorExact(major Decimal) int64 {
 	return roundHalfAway(new(big.Rat).Mul(major.rat(), new(big.Rat).SetInt64(c.scale())))
+}
+
+// Limits of a comparison of an amount in minor units with a threshold in
+// major units, made exact whatever the currency's digits: with 9999.99 as
+// the threshold, a total of 10000 JPY is above it (FloorMinor 9999) and 49
+// JPY is under 49.49 (CeilMinor 50), where rounding the threshold to 10000
+// and 49 would have said otherwise.
+//
+//	minor > t  ⟺  minor > FloorMinor(t)
+//	minor ≥ t  ⟺  minor ≥ CeilMinor(t)
+
+// FloorMinor returns the largest whole number of minor units at most major.
+func (c Currency) FloorMinor(major Decimal) int64 { return c.boundMinor(major, false) }
+
+// CeilMinor returns the smallest whole number of minor units at least major.
+func (c Currency) CeilMinor(major Decimal) int64 { return c.boundMinor(major, true) }
+
+func (c Currency) boundMinor(major Decimal, ceil bool) int64 {
+	if major.fixed && c.Digits >= 0 && c.Digits <= maxFixedDigits {
+		n, p := major.mant*c.scale(), pow10[major.exp]
+		q, rem := n/p, n%p // truncated toward zero
+		switch {
+		case rem > 0 && ceil:
+			q++
+		case rem < 0 && !ceil:
+			q--
+		}
+		return q
+	}
+	r := new(big.Rat).Mul(major.rat(), new(big.Rat).SetInt64(c.scale()))
+	q := new(big.Int).Div(r.Num(), r.Denom()) // Euclidean: the floor, Denom being positive
+	if ceil && !r.IsInt() {
+		q.Add(q, big.NewInt(1))
+	}
+	return saturate(q)
+}
+
+// saturate is q as an int64, or the nearest end of int64's range.
+func saturate(q *big.Int) int64 {
+	switch {
+	case q.IsInt64():
+		return q.Int64()
+	case q.Sign() > 0:
+		return math.MaxInt64
+	default:
+		return math.MinInt64
+	}
 }
 
 // parseRat parses a decimal number text exactly. It refuses fractions ("1/3"),
@@ -320,7 +394,7 @@ func roundHalfAway(r *big.Rat) int64 {
 	if r.Sign() < 0 {
 		q.Neg(q)
 	}
-	return q.Int64()
+	return saturate(q)
 }
 
 // Money is an amount in minor units together with its currency; it marshals to

@@ -3,6 +3,7 @@ package order_test
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/orderd/orderd/internal/order"
@@ -18,12 +19,16 @@ func mustCurrency(t *testing.T, code string) order.Currency {
 }
 
 func TestLookupCurrencyDigits(t *testing.T) {
-	for code, digits := range map[string]int{"JPY": 0, "INR": 2, "USD": 2, "KWD": 3, "BHD": 3} {
+	// ISO 4217's minor units (§5), also where CLDR's (x/text's) differ
+	// (IQD, IDR, COP, RSD…) and for codes newer than x/text (VES, UYW…).
+	for code, digits := range map[string]int{"JPY": 0, "INR": 2, "USD": 2, "KWD": 3, "BHD": 3,
+		"IQD": 3, "IDR": 2, "COP": 2, "ALL": 2, "RSD": 2, "LBP": 2, "CLF": 4,
+		"VES": 2, "MRU": 2, "SLE": 2, "UYW": 4} {
 		if got := mustCurrency(t, code).Digits; got != digits {
 			t.Errorf("%s digits = %d, want %d", code, got, digits)
 		}
 	}
-	for _, bad := range []string{"", "usd", "ABC", "XXX", "DOLLARS", "US"} {
+	for _, bad := range []string{"", "usd", "ABC", "XXX", "XTS", "XAU", "XDR", "DOLLARS", "US"} {
 		if _, err := order.LookupCurrency(bad); !errors.Is(err, order.ErrUnknownCurrency) {
 			t.Errorf("LookupCurrency(%q) err = %v, want ErrUnknownCurrency", bad, err)
 		}
@@ -148,5 +153,38 @@ func TestStatusMachine(t *testing.T) {
 				t.Errorf("CanMove(%s, %s) = %v", from, to, got)
 			}
 		}
+	}
+}
+
+// TestThresholdLimits: FloorMinor and CeilMinor make a comparison with a
+// threshold exact whatever the currency's digits, and saturate instead of
+// wrapping.
+func TestThresholdLimits(t *testing.T) {
+	tests := []struct {
+		code, major string
+		floor, ceil int64
+	}{
+		{"JPY", "9999.99", 9999, 10000},
+		{"JPY", "49.49", 49, 50},
+		{"JPY", "100", 100, 100},
+		{"USD", "100", 10000, 10000},
+		{"USD", "0.005", 0, 1},
+		{"KWD", "1.2345", 1234, 1235},
+		{"USD", "0", 0, 0},
+		{"USD", "1e20", math.MaxInt64, math.MaxInt64}, // exact path: saturated
+		{"USD", "123456789012345.678", 12345678901234567, 12345678901234568},
+	}
+	for _, tt := range tests {
+		cur := mustCurrency(t, tt.code)
+		d := order.MustDecimal(tt.major)
+		if got := cur.FloorMinor(d); got != tt.floor {
+			t.Errorf("FloorMinor(%s %s) = %d, want %d", tt.major, tt.code, got, tt.floor)
+		}
+		if got := cur.CeilMinor(d); got != tt.ceil {
+			t.Errorf("CeilMinor(%s %s) = %d, want %d", tt.major, tt.code, got, tt.ceil)
+		}
+	}
+	if got := mustCurrency(t, "USD").FromMajor(order.MustDecimal("1e20")); got != math.MaxInt64 {
+		t.Errorf("FromMajor(1e20 USD) = %d, want it saturated, not wrapped", got)
 	}
 }

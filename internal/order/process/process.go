@@ -126,8 +126,9 @@ func (uc *UseCase) validate(ctx context.Context, tx Store, o *order.Order) ([]bo
 	if o.TotalAmount <= 0 {
 		return nil, order.Reject(order.ReasonInvalidAmount, fmt.Sprintf("order %s total %s must be greater than zero", o.ID, o.Money(o.TotalAmount)))
 	}
-	if limit := o.Currency.FromMajor(uc.Rules.FraudThreshold); o.TotalAmount > limit {
-		return nil, order.Reject(order.ReasonFraudReview, fmt.Sprintf("order %s total %s exceeds %s; flagged for fraud review", o.ID, o.Money(o.TotalAmount), o.Money(limit)))
+	if o.TotalAmount > o.Currency.FloorMinor(uc.Rules.FraudThreshold) {
+		return nil, order.Reject(order.ReasonFraudReview, fmt.Sprintf("order %s total %s exceeds %s %s; flagged for fraud review",
+			o.ID, o.Money(o.TotalAmount), uc.Rules.FraudThreshold, o.Currency.Code))
 	}
 	ids := make([]string, len(o.Items))
 	for i, it := range o.Items {
@@ -137,11 +138,17 @@ func (uc *UseCase) validate(ctx context.Context, tx Store, o *order.Order) ([]bo
 	if err != nil {
 		return nil, err
 	}
+	// What the order asks of each product, over all its lines: two lines
+	// of 3 need 6.
+	wanted := make(map[string]int64, len(o.Items))
+	for _, it := range o.Items {
+		wanted[it.ProductID] += it.Quantity
+	}
 	tracked := make([]bool, len(o.Items))
 	for i, it := range o.Items {
 		s, ok := stock[it.ProductID]
-		if ok && s.Available < it.Quantity {
-			return nil, order.Reject(order.ReasonOutOfStock, fmt.Sprintf("product %s: %d requested, %d available", it.ProductID, it.Quantity, s.Available))
+		if ok && s.Available < wanted[it.ProductID] {
+			return nil, order.Reject(order.ReasonOutOfStock, fmt.Sprintf("product %s: %d requested, %d available", it.ProductID, wanted[it.ProductID], s.Available))
 		}
 		tracked[i] = ok
 	}
@@ -152,7 +159,7 @@ func (uc *UseCase) shipping(o *order.Order) (int64, error) {
 	if o.ShippingRegion != "" && !uc.Rules.RegionSupported(o.ShippingRegion) {
 		return 0, order.Reject(order.ReasonUnsupportedRegion, fmt.Sprintf("order %s: no shipping to %s", o.ID, o.ShippingRegion))
 	}
-	if o.TotalAmount >= o.Currency.FromMajor(uc.Rules.FreeShippingThreshold) {
+	if o.TotalAmount >= o.Currency.CeilMinor(uc.Rules.FreeShippingThreshold) {
 		return 0, nil
 	}
 	if o.ShippingMethod == order.ShippingExpress {

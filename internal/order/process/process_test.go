@@ -33,7 +33,12 @@ func newOrder(t *testing.T, code, total string) *order.Order {
 
 func run(t *testing.T, st *ordertest.Store, n order.Notifier) (process.Output, error) {
 	t.Helper()
-	uc := process.New(order.DefaultRules(), n)
+	return runWith(t, order.DefaultRules(), st, n)
+}
+
+func runWith(t *testing.T, rules order.Rules, st *ordertest.Store, n order.Notifier) (process.Output, error) {
+	t.Helper()
+	uc := process.New(rules, n)
 	uc.Now = func() time.Time { return now.Add(time.Minute) }
 	var out process.Output
 	err := st.InTx(context.Background(), func(tx order.Tx) error {
@@ -191,5 +196,55 @@ func TestProcessNotifierFailureRollsBack(t *testing.T) {
 	}
 	if s, _ := st.Stock("p-1"); s.Available != 1 || st.Get("o-1").Status != order.StatusNew {
 		t.Errorf("effects kept after failure: stock %+v", s)
+	}
+}
+
+// TestProcessThresholdsCompareExactly: a threshold with more decimals than
+// the currency is compared as it is (§3: total ≤ FRAUD_THRESHOLD passes,
+// total ≥ FREE_SHIPPING_THRESHOLD ships free), not rounded to the
+// currency's unit first.
+func TestProcessThresholdsCompareExactly(t *testing.T) {
+	rules := order.DefaultRules()
+	rules.FraudThreshold = order.MustDecimal("9999.99")
+	rules.FreeShippingThreshold = order.MustDecimal("49.49")
+	for _, tt := range []struct {
+		total  string
+		reason string // "" when processed
+		free   bool
+	}{
+		{"10000", order.ReasonFraudReview, false}, // over 9999.99, though 9999.99 rounds to 10000
+		{"9999", "", true},
+		{"49", "", false}, // under 49.49, though 49.49 rounds to 49
+		{"50", "", true},
+	} {
+		st := ordertest.NewStore()
+		st.Put(newOrder(t, "JPY", tt.total))
+		out, err := runWith(t, rules, st, &ordertest.Notifier{})
+		if got := order.ReasonOf(err); got != tt.reason {
+			t.Errorf("JPY %s: reason %q (%v), want %q", tt.total, got, err, tt.reason)
+			continue
+		}
+		if err == nil && (out.ShippingCost.Minor == 0) != tt.free {
+			t.Errorf("JPY %s: shipping %v, want free: %v", tt.total, out.ShippingCost, tt.free)
+		}
+	}
+}
+
+// TestProcessStockOfAProductOnTwoLines: the stock check of step 2 counts
+// all of an order's lines of a product, so that a shortfall is refused as
+// out of stock there, before the region check of step 3.
+func TestProcessStockOfAProductOnTwoLines(t *testing.T) {
+	st := ordertest.NewStore()
+	o := newOrder(t, "USD", "60.00")
+	o.Items = []order.Item{
+		{ProductID: "p-1", Quantity: 3, UnitPrice: 1000, TotalPrice: 3000},
+		{ProductID: "p-1", Quantity: 3, UnitPrice: 1000, TotalPrice: 3000},
+	}
+	o.ShippingRegion = "Mars Colony"
+	st.Put(o)
+	st.SetStock("p-1", 5)
+	_, err := run(t, st, &ordertest.Notifier{})
+	if order.ReasonOf(err) != order.ReasonOutOfStock || !strings.Contains(err.Error(), "6 requested, 5 available") {
+		t.Errorf("err = %v, want out_of_stock for 6 requested of 5", err)
 	}
 }
