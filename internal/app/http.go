@@ -140,13 +140,16 @@ func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 	} else {
 		set("kafka", httpapi.Component{Status: "ok", Required: true})
 	}
+	// The consumer's state is its detail (running, stopped, connecting), with
+	// its last error and when it was: one of an hour ago, such as a routine
+	// dead-lettering, must not read as the present.
 	st := a.consumer.Status()
-	c := httpapi.Component{Status: string(st.State), Required: true}
+	c := httpapi.Component{Status: string(st.State), Detail: string(st.State), Required: true}
 	if st.State == kafka.StateRunning {
 		c.Status = "ok"
 	}
-	if st.LastError != "" {
-		c.Detail = "last error: " + st.LastError
+	if st.LastError != "" && st.LastErrorAt != nil {
+		c.Detail += "; last error " + time.Since(*st.LastErrorAt).Round(time.Second).String() + " ago: " + st.LastError
 	}
 	set("consumer", c)
 	for _, b := range a.breakers() {

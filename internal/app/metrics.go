@@ -74,6 +74,7 @@ func dlqErrorKind(o kafka.Outcome) string {
 // so the lag shows whether this instance consumes or not.
 func (a *App) refreshLag(ctx context.Context, every time.Duration) {
 	kcfg := a.cfg.KafkaConfig()
+	lags := newLagReckoner(kcfg.AutoOffsetReset == "latest")
 	failing := false
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -84,7 +85,7 @@ func (a *App) refreshLag(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		lctx, cancel := context.WithTimeout(ctx, max(every, 5*time.Second))
-		lag, err := a.admin.Lag(lctx, kcfg.GroupID, kcfg.Topics...)
+		offs, err := a.admin.GroupOffsets(lctx, kcfg.GroupID, kcfg.Topics...)
 		cancel()
 		switch {
 		case ctx.Err() != nil:
@@ -100,8 +101,48 @@ func (a *App) refreshLag(ctx context.Context, every time.Duration) {
 				a.logger.Info("consumer lag refresh works again")
 			}
 			failing = false
-			a.metrics.SetLag(lag)
+			a.metrics.SetLag(lags.lag(offs))
 		}
 		t.Reset(every)
 	}
+}
+
+// lagReckoner turns a group's offsets into its lag. Where the group has
+// committed nothing on a partition, the lag counts from the log start
+// (KAFKA_AUTO_OFFSET_RESET=earliest, where the group will read it all),
+// but with latest the group skips what was there when it began, so it
+// counts from the end offset first seen without a commit: otherwise a
+// partition that gets no new record, so no commit, showed its whole log as
+// lag for good.
+type lagReckoner struct {
+	latest   bool
+	baseline map[string]map[int32]int64 // latest: the end first seen without a commit
+}
+
+func newLagReckoner(latest bool) *lagReckoner {
+	return &lagReckoner{latest: latest, baseline: map[string]map[int32]int64{}}
+}
+
+func (r *lagReckoner) lag(offs map[string]map[int32]kafka.PartitionOffsets) map[string]map[int32]int64 {
+	lag := make(map[string]map[int32]int64, len(offs))
+	for topic, ps := range offs {
+		lag[topic] = make(map[int32]int64, len(ps))
+		for p, o := range ps {
+			if !r.latest || o.Committed >= 0 {
+				delete(r.baseline[topic], p)
+				lag[topic][p] = o.Lag()
+				continue
+			}
+			if r.baseline[topic] == nil {
+				r.baseline[topic] = map[int32]int64{}
+			}
+			from, ok := r.baseline[topic][p]
+			if !ok {
+				from = o.End
+				r.baseline[topic][p] = from
+			}
+			lag[topic][p] = max(o.End-from, 0)
+		}
+	}
+	return lag
 }

@@ -373,9 +373,12 @@ func TestReadinessFollowsBrokerAndDatabase(t *testing.T) {
 
 func TestReadyWhenConsumptionStoppedOnPurpose(t *testing.T) {
 	in := apptest.Start(t, apptest.Options{})
-	waitReady(t, in, http.StatusOK, "consumer running", componentIs("consumer", "ok"))
+	r := waitReady(t, in, http.StatusOK, "consumer running", componentIs("consumer", "ok"))
+	if d := r.Components["consumer"].Detail; !strings.HasPrefix(d, "running") {
+		t.Errorf("consumer detail %q, want its state, running", d)
+	}
 	post(t, in.API+"/message_broker/stop_consuming_message")
-	r := waitReady(t, in, http.StatusOK, "consumer stopped", componentIs("consumer", "stopped"))
+	r = waitReady(t, in, http.StatusOK, "consumer stopped", componentIs("consumer", "stopped"))
 	if !r.Ready {
 		t.Errorf("stopped on purpose: ready = false: %+v", r)
 	}

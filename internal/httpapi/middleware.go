@@ -232,7 +232,9 @@ func trustHosts(allowed []string, next http.Handler) http.Handler {
 		case strings.HasPrefix(a, "*."):
 			suffixes = append(suffixes, a[1:])
 		case a != "":
-			exact = append(exact, a)
+			// An IPv6 address as a Host header writes it, [::1], and
+			// hostOnly takes the brackets off.
+			exact = append(exact, strings.Trim(a, "[]"))
 		}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

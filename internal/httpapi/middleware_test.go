@@ -171,6 +171,8 @@ func TestTrustedHost(t *testing.T) {
 		{"wildcard excludes look-alikes", true, []string{"*.example.org"}, "badexample.org", false},
 		{"star allows all", true, []string{"*"}, "whatever.test", true},
 		{"IPv6 literal", true, []string{"::1"}, "[::1]:8000", true},
+		{"IPv6 literal in brackets, as a Host header writes it", true, []string{"[::1]"}, "[::1]:8000", true},
+		{"IPv6 literal in brackets, no port", true, []string{"[::1]"}, "[::1]", true},
 		{"empty list allows none", true, nil, "example.com", false},
 	}
 	for _, c := range cases {

@@ -62,8 +62,41 @@ func (a *Admin) EnsureTopics(ctx context.Context, partitions int32, topics ...st
 // log start offset where the group has never committed. Unknown topics are
 // an error.
 func (a *Admin) Lag(ctx context.Context, group string, topics ...string) (map[string]map[int32]int64, error) {
+	offs, err := a.GroupOffsets(ctx, group, topics...)
+	if err != nil {
+		return nil, err
+	}
+	lag := make(map[string]map[int32]int64, len(offs))
+	for topic, ps := range offs {
+		lag[topic] = make(map[int32]int64, len(ps))
+		for p, o := range ps {
+			lag[topic][p] = o.Lag()
+		}
+	}
+	return lag, nil
+}
+
+// PartitionOffsets are a partition's log start and end offsets and the
+// offset a group committed on it (-1: none).
+type PartitionOffsets struct {
+	Start, End, Committed int64
+}
+
+// Lag is how many records the group has not committed: from its commit,
+// or, without one, from the log start.
+func (o PartitionOffsets) Lag() int64 {
+	from := o.Start
+	if o.Committed >= 0 {
+		from = o.Committed
+	}
+	return max(o.End-from, 0)
+}
+
+// GroupOffsets returns, per topic and partition, the log's start and end
+// offsets and group's committed offset. Unknown topics are an error.
+func (a *Admin) GroupOffsets(ctx context.Context, group string, topics ...string) (map[string]map[int32]PartitionOffsets, error) {
 	if len(topics) == 0 {
-		return map[string]map[int32]int64{}, nil
+		return map[string]map[int32]PartitionOffsets{}, nil
 	}
 	ends, err := a.listOffsets(ctx, a.adm.ListEndOffsets, "end", topics)
 	if err != nil {
@@ -86,21 +119,21 @@ func (a *Admin) Lag(ctx context.Context, group string, topics ...string) (map[st
 		return nil, fault.AsTransient(fmt.Errorf("kafka fetch offsets of group %q: %w", group, err))
 	}
 
-	lag := make(map[string]map[int32]int64, len(topics))
+	offs := make(map[string]map[int32]PartitionOffsets, len(topics))
 	ends.Each(func(end kadm.ListedOffset) {
-		from := int64(0)
+		o := PartitionOffsets{End: end.Offset, Committed: -1}
 		if start, ok := starts.Lookup(end.Topic, end.Partition); ok {
-			from = start.Offset
+			o.Start = start.Offset
 		}
 		if c, ok := commits.Lookup(end.Topic, end.Partition); ok && c.At >= 0 {
-			from = c.At
+			o.Committed = c.At
 		}
-		if lag[end.Topic] == nil {
-			lag[end.Topic] = make(map[int32]int64)
+		if offs[end.Topic] == nil {
+			offs[end.Topic] = make(map[int32]PartitionOffsets)
 		}
-		lag[end.Topic][end.Partition] = max(end.Offset-from, 0)
+		offs[end.Topic][end.Partition] = o
 	})
-	return lag, nil
+	return offs, nil
 }
 
 func (a *Admin) listOffsets(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), which string, topics []string) (kadm.ListedOffsets, error) {

@@ -25,6 +25,8 @@ const (
 	producerMaxBufferedRecords = 10_000
 	// producerMaxBufferedBytes bounds the same buffer by size.
 	producerMaxBufferedBytes = 64 << 20
+	// producerBatchMaxBytes is the largest batch the producer sends.
+	producerBatchMaxBytes = 2 << 20
 	// producerDeliveryTimeout fails a record that could not be delivered
 	// in time, so a publish never hangs on a broker that is down.
 	producerDeliveryTimeout = 30 * time.Second
@@ -57,6 +59,10 @@ func NewProducer(cfg Config, logger *slog.Logger, opts ...kgo.Opt) (*Producer, e
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.MaxBufferedRecords(producerMaxBufferedRecords),
 		kgo.MaxBufferedBytes(producerMaxBufferedBytes),
+		// Room for an event of up to 1 MiB (§2) with its headers: franz-go's
+		// default batch limit, 1,000,012 bytes, refused the largest with
+		// MESSAGE_TOO_LARGE. The broker's limit is MaxRecordBytes.
+		kgo.ProducerBatchMaxBytes(producerBatchMaxBytes),
 		kgo.RecordDeliveryTimeout(producerDeliveryTimeout),
 		// Without it, an idempotent producer waits for ever for the answer
 		// to a request a broker took and never answered (it died): the

@@ -1,6 +1,7 @@
 package kafka_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -126,6 +127,15 @@ func TestProducerPublish(t *testing.T) {
 		}
 		if diff := cmp.Diff(wantHeaders, got.Headers); diff != "" {
 			t.Errorf("headers (-want +got):\n%s", diff)
+		}
+	})
+
+	// An event may have up to 1 MiB (§2): franz-go's default batch limit,
+	// 1,000,012 bytes, refused the largest.
+	t.Run("an event of 1 MiB", func(t *testing.T) {
+		value := bytes.Repeat([]byte("x"), 1<<20)
+		if _, _, err := p.Publish(ctx, "orders", []byte("big"), value, map[string]string{"correlation_id": "c-big"}); err != nil {
+			t.Fatalf("Publish of 1 MiB: %v", err)
 		}
 	})
 
