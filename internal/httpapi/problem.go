@@ -27,6 +27,8 @@ const (
 	ReasonBadHost      = "invalid_host"
 	ReasonNoRoute      = "no_route"
 	ReasonBadMethod    = "method_not_allowed"
+	ReasonMediaType    = "unsupported_media_type"
+	ReasonHTTP         = "http_error" // any other status huma answers itself
 )
 
 // RetryAfterSeconds is what a 503 asks the client to wait.
@@ -177,8 +179,12 @@ func humaProblem(ctx context.Context, status int, msg string, errs []error) *Pro
 		reason = order.ReasonInvalid
 	case status == http.StatusRequestEntityTooLarge:
 		reason = ReasonTooLarge
+	case status == http.StatusUnsupportedMediaType:
+		reason = ReasonMediaType
 	case status >= 500:
 		reason = ReasonInternal
+	case status != 0:
+		reason = ReasonHTTP
 	}
 	if status >= 500 {
 		// Huma's own 5xx (e.g. a body that could not be read): log the cause,

@@ -546,3 +546,12 @@ func TestNewServerNeedsItsDependencies(t *testing.T) {
 	}
 	httpapi.NewServer(baseOptions(), full()) // complete deps do not panic
 }
+
+// TestMediaTypeProblem: a body in a media type a route does not take is a
+// 415 problem with a reason, as every other error is.
+func TestMediaTypeProblem(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	expect(t, h.do("POST", "/api/v0/orders", orderJSON("mt-1", "INR", "2", "75.00", "150.00")), http.StatusCreated)
+	r := h.do("POST", "/api/v0/orders/mt-1/cancel", `reason=changed`, "Content-Type", "text/plain")
+	expectProblem(t, r, http.StatusUnsupportedMediaType, httpapi.ReasonMediaType)
+}
