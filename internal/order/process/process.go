@@ -6,6 +6,7 @@ package process
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/orderd/orderd/internal/order"
@@ -138,21 +139,33 @@ func (uc *UseCase) validate(ctx context.Context, tx Store, o *order.Order) ([]bo
 	if err != nil {
 		return nil, err
 	}
-	// What the order asks of each product, over all its lines: two lines
-	// of 3 need 6.
-	wanted := make(map[string]int64, len(o.Items))
-	for _, it := range o.Items {
-		wanted[it.ProductID] += it.Quantity
-	}
 	tracked := make([]bool, len(o.Items))
 	for i, it := range o.Items {
 		s, ok := stock[it.ProductID]
-		if ok && s.Available < wanted[it.ProductID] {
-			return nil, order.Reject(order.ReasonOutOfStock, fmt.Sprintf("product %s: %d requested, %d available", it.ProductID, wanted[it.ProductID], s.Available))
+		if ok {
+			if want := wanted(o.Items, it.ProductID); s.Available < want {
+				return nil, order.Reject(order.ReasonOutOfStock, fmt.Sprintf("product %s: %d requested, %d available", it.ProductID, want, s.Available))
+			}
 		}
 		tracked[i] = ok
 	}
 	return tracked, nil
+}
+
+// wanted is what an order's lines ask of a product in all: two lines of 3
+// need 6. (A loop rather than a map: an order has a few lines, and this
+// runs for every event, on SQLite in its one writer.)
+func wanted(items []order.Item, productID string) int64 {
+	var n int64
+	for _, it := range items {
+		if it.ProductID == productID {
+			if it.Quantity > math.MaxInt64-n {
+				return math.MaxInt64 // more than any stock
+			}
+			n += it.Quantity
+		}
+	}
+	return n
 }
 
 func (uc *UseCase) shipping(o *order.Order) (int64, error) {
