@@ -86,12 +86,57 @@ func readTopic(t testing.TB, brokers, topic string) []*kgo.Record {
 type dbOrder struct {
 	status string
 	items  []dbItem
+	// In cents; nil for NULL.
+	total                             int64
+	shipping, discount, final, refund *int64
 }
 
 type dbItem struct {
-	product  string
-	qty      int64
-	reserved bool
+	product      string
+	qty          int64
+	unit, amount int64 // unit_price, total_price
+	reserved     bool
+}
+
+// nullable is a NULL-able BIGINT column as *int64.
+func nullable(n sql.NullInt64) *int64 {
+	if !n.Valid {
+		return nil
+	}
+	return &n.Int64
+}
+
+// amountsDiffer describes how an order's stored amounts and lines differ
+// from the model's ("" when they do not).
+func amountsDiffer(mo *mOrder, do *dbOrder) string {
+	show := func(p *int64) string {
+		if p == nil {
+			return "null"
+		}
+		return fmt.Sprint(*p)
+	}
+	var diffs []string
+	if do.total != mo.total {
+		diffs = append(diffs, fmt.Sprintf("total %d, model %d", do.total, mo.total))
+	}
+	for _, a := range []struct {
+		name    string
+		db, mod *int64
+	}{{"shipping", do.shipping, mo.shipping}, {"discount", do.discount, mo.discount}, {"final", do.final, mo.final}, {"refund", do.refund, mo.refund}} {
+		if show(a.db) != show(a.mod) {
+			diffs = append(diffs, fmt.Sprintf("%s %s, model %s", a.name, show(a.db), show(a.mod)))
+		}
+	}
+	if len(do.items) != len(mo.lines) {
+		diffs = append(diffs, fmt.Sprintf("%d lines, model %d", len(do.items), len(mo.lines)))
+	} else {
+		for i, l := range mo.lines {
+			if it := do.items[i]; it.product != l.Product || it.qty != l.Qty || it.unit != l.Unit || it.amount != l.Qty*l.Unit {
+				diffs = append(diffs, fmt.Sprintf("line %d %s %d × %d = %d, model %s %d × %d", i+1, it.product, it.qty, it.unit, it.amount, l.Product, l.Qty, l.Unit))
+			}
+		}
+	}
+	return strings.Join(diffs, "; ")
 }
 
 type dbStock struct{ available, reserved int64 }
@@ -150,16 +195,19 @@ func readDB(t testing.TB, db *sql.DB) *dbState {
 		}
 		return err
 	})
-	query(`SELECT id, status FROM orders`, func(r *sql.Rows) error {
+	query(`SELECT id, status, total_amount, shipping_cost, discount, final_total, refund_amount FROM orders`, func(r *sql.Rows) error {
 		var id, status string
-		err := r.Scan(&id, &status)
-		st.orders[id] = &dbOrder{status: status}
+		var total int64
+		var shipping, discount, final, refund sql.NullInt64
+		err := r.Scan(&id, &status, &total, &shipping, &discount, &final, &refund)
+		st.orders[id] = &dbOrder{status: status, total: total,
+			shipping: nullable(shipping), discount: nullable(discount), final: nullable(final), refund: nullable(refund)}
 		return err
 	})
-	query(`SELECT order_id, product_id, quantity, reserved FROM order_items ORDER BY order_id, line_no`, func(r *sql.Rows) error {
+	query(`SELECT order_id, product_id, quantity, unit_price, total_price, reserved FROM order_items ORDER BY order_id, line_no`, func(r *sql.Rows) error {
 		var id string
 		var it dbItem
-		if err := r.Scan(&id, &it.product, &it.qty, &it.reserved); err != nil {
+		if err := r.Scan(&id, &it.product, &it.qty, &it.unit, &it.amount, &it.reserved); err != nil {
 			return err
 		}
 		if o := st.orders[id]; o != nil {
@@ -318,6 +366,11 @@ func checkScenario(t testing.TB, brokers, dbURL string, w *workload) *verdict {
 				if db.inbox[in.EventID] {
 					v.problem(&v.double, "%s (%s) is dead-lettered and also applied", o, in.EventID)
 				}
+				// Refused for good: the inbox must say so, or a redelivery
+				// would be judged again (defect b2).
+				if r, ok := db.refused[in.EventID]; !ok || r != "out_of_stock" {
+					v.problem(&v.mismatch, "%s (%s) was refused as out_of_stock, but the inbox records %q (recorded: %v)", o, in.EventID, r, ok)
+				}
 				v.raceLost++
 			} else {
 				if !db.inbox[in.EventID] {
@@ -356,22 +409,29 @@ func checkScenario(t testing.TB, brokers, dbURL string, w *workload) *verdict {
 		}
 	}
 
-	// 4. Orders and stock against the model.
+	// 4. Orders and stock against the model: status, amounts and lines.
 	for id, mo := range m.orders {
 		do := db.orders[id]
 		switch {
 		case do == nil:
 			v.problem(&v.lost, "order %s is missing from the database (model: %s)", id, mo.status)
+			continue
 		case mo.race:
 			want := "new"
 			if raceApplied[mo.id+"-created"] {
 				want = "processing"
+				won := *mo
+				won.priced()
+				mo = &won
 			}
 			if do.status != want {
 				v.problem(&v.mismatch, "race order %s is %s, want %s by its outcome", id, do.status, want)
 			}
 		case do.status != mo.status:
 			v.problem(&v.mismatch, "order %s is %s, model says %s", id, do.status, mo.status)
+		}
+		if d := amountsDiffer(mo, do); d != "" {
+			v.problem(&v.mismatch, "order %s (%s): %s", id, do.status, d)
 		}
 	}
 	for id := range db.orders {

@@ -31,8 +31,43 @@ type mOrder struct {
 	id       string
 	status   string
 	lines    []line
+	total    int64
 	reserved bool // its tracked lines hold stock
 	race     bool // status decided by the race (new or processing)
+	// The amounts ProcessOrder and CancelOrder set, in cents; nil until
+	// known, as the database's NULL.
+	shipping, discount, final, refund *int64
+}
+
+// The business rules' defaults (§3, §4), in cents and as the service
+// rounds them: half away from zero, amounts being positive here.
+const (
+	freeShippingFrom = 10_000 // FREE_SHIPPING_THRESHOLD 100.00
+	standardShipping = 599    // STANDARD_SHIPPING 5.99 (the workload never asks for express)
+)
+
+// priced sets what ProcessOrder computes: shipping, 10% discount (half
+// away from zero, to the cent) and the final total.
+func (o *mOrder) priced() {
+	shipping := int64(standardShipping)
+	if o.total >= freeShippingFrom {
+		shipping = 0
+	}
+	discount := (o.total + 5) / 10 // DISCOUNT_RATE 0.10
+	final := o.total + shipping - discount
+	o.shipping, o.discount, o.final = &shipping, &discount, &final
+}
+
+// refunded sets what CancelOrder refunds: what was charged (the final total
+// once processed, else the order total) less a 5% fee.
+func (o *mOrder) refunded() {
+	charged := o.total
+	if o.final != nil {
+		charged = *o.final
+	}
+	fee := (charged + 10) / 20 // CANCELLATION_FEE_RATE 0.05
+	refund := charged - fee
+	o.refund = &refund
 }
 
 type mStock struct{ available, reserved int64 }
@@ -92,7 +127,7 @@ func (m *model) apply(in *intent) *outcome {
 	switch in.Name {
 	case "OrderCreated":
 		if o == nil {
-			o = &mOrder{id: in.OrderID, status: "new", lines: in.Lines}
+			o = &mOrder{id: in.OrderID, status: "new", lines: in.Lines, total: in.Total}
 			m.orders[in.OrderID] = o
 		}
 		if in.Race {
@@ -115,6 +150,7 @@ func (m *model) apply(in *intent) *outcome {
 				}
 				o.reserved = false
 			}
+			o.refunded()
 			o.status = "cancelled"
 		default:
 			out.dlqKind = "not_cancellable"
@@ -151,22 +187,17 @@ func (m *model) process(o *mOrder, in *intent) string {
 	if in.Total > fraudLimit {
 		return "fraud_review"
 	}
-	for _, l := range o.lines { // each line against what is available now
-		if s := m.stock[l.Product]; s != nil && s.available < l.Qty {
+	need := map[string]int64{} // all of a product's lines against what is available now
+	for _, l := range o.lines {
+		need[l.Product] += l.Qty
+	}
+	for p, n := range need {
+		if s := m.stock[p]; s != nil && s.available < n {
 			return "out_of_stock"
 		}
 	}
 	if r := strings.ToLower(in.Region); r == "antarctica" || r == "mars colony" {
 		return "unsupported_region"
-	}
-	need := map[string]int64{} // then reserved one line after the other
-	for _, l := range o.lines {
-		if s := m.stock[l.Product]; s != nil {
-			need[l.Product] += l.Qty
-			if s.available < need[l.Product] {
-				return "out_of_stock"
-			}
-		}
 	}
 	tracked := false
 	for _, l := range o.lines {
@@ -177,6 +208,7 @@ func (m *model) process(o *mOrder, in *intent) string {
 		}
 	}
 	o.reserved = tracked
+	o.priced()
 	o.status = "processing"
 	return ""
 }

@@ -480,4 +480,13 @@ func TestRefusalRedelivered(t *testing.T) {
 	r.Duration = time.Since(start)
 	r.Faults = []string{fmt.Sprintf("%d failed OffsetCommits, then a graceful restart", commits.Hits())}
 	finish(t, r, brokers, dbURL, w, in)
+	// The scenario's premise: commits failed, so the three records came
+	// again after the restart. Without it the test would pass and prove
+	// nothing.
+	if commits.Hits() == 0 {
+		t.Error("no OffsetCommit failed: the records were not delivered again")
+	}
+	if deliveries, records := deliveriesLogged(in); deliveries <= records {
+		t.Errorf("the instance's log shows %d deliveries of %d records: none delivered again", deliveries, records)
+	}
 }

@@ -349,16 +349,22 @@ func measureLatency(ctx context.Context, adm *kadm.Client, b bench, topic, group
 	return f, len(recs), nil
 }
 
-// checkOrders fails when the database does not hold exactly want orders:
-// an event was lost (or applied twice) between the topic and the database.
+// checkOrders fails unless the database holds exactly want orders, all in
+// status processing: every event produced is a valid OrderCreated the
+// rules accept, so one fewer order is a lost event, and an order not
+// processed one the service refused, whose drain would not be the
+// throughput it claims.
 func checkOrders(ctx context.Context, db *database, want int64, res *result) error {
 	total, processing, reserved, err := db.orderCounts(ctx)
 	if err != nil {
 		return err
 	}
 	res.orders, res.processing, res.reservedItems = total, processing, reserved
-	if total != want {
+	switch {
+	case total != want:
 		return fmt.Errorf("LOST EVENTS: the database holds %d orders but %d events were produced and committed", total, want)
+	case processing != want:
+		return fmt.Errorf("NOT PROCESSED: %d of the %d orders are in status processing; the others were refused (see the service's DLQ and log)", processing, want)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
@@ -58,5 +59,40 @@ func TestSeedStock(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCheckOrders: the drain counts only when the database holds every
+// order produced, each processed.
+func TestCheckOrders(t *testing.T) {
+	dialect := storeSQLite
+	dbURL := sqlstoretest.URL(t, dialect)
+	sqlstoretest.OpenURL(t, dbURL) // migrated, as orderd leaves it
+	d := databaseAt(dialect, dbURL, func() {})
+	ctx := t.Context()
+	db, err := d.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	insert := func(id, status string) {
+		t.Helper()
+		if _, err := db.ExecContext(ctx, `INSERT INTO orders (id, customer_id, status, currency, total_amount, created_at, updated_at)
+			VALUES ($1, 'c', $2, 'USD', 100, '2026-01-05T11:34:53.000000Z', '2026-01-05T11:34:53.000000Z')`, id, status); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insert("o-1", "processing")
+	insert("o-2", "processing")
+	var res result
+	if err := checkOrders(ctx, d, 2, &res); err != nil || res.processing != 2 {
+		t.Errorf("two processed orders of two: %v (%+v)", err, res)
+	}
+	if err := checkOrders(ctx, d, 3, &res); err == nil || !strings.Contains(err.Error(), "LOST EVENTS") {
+		t.Errorf("two orders of three: %v, want lost events", err)
+	}
+	insert("o-3", "new")
+	if err := checkOrders(ctx, d, 3, &res); err == nil || !strings.Contains(err.Error(), "NOT PROCESSED") {
+		t.Errorf("a refused order: %v, want it reported", err)
 	}
 }
