@@ -4,7 +4,9 @@ package reliability
 
 import (
 	"context"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -52,19 +54,20 @@ func TestCheckerDetectsTampering(t *testing.T) {
 		}
 	}
 	cases := []struct {
-		name   string
-		tamper func(t *testing.T)
-		count  func(*verdict) int
+		name    string
+		tamper  func(t *testing.T)
+		count   func(*verdict) int
+		mention string // a problem must say this ("" for any)
 	}{
 		{"inbox row deleted", func(t *testing.T) {
 			exec(t, `DELETE FROM processed_events WHERE event_id = $1`, applied.intent.EventID)
-		}, func(v *verdict) int { return v.lost }},
+		}, func(v *verdict) int { return v.lost }, ""},
 		{"stock changed", func(t *testing.T) {
 			exec(t, `UPDATE stock SET available = available + 1 WHERE product_id = 'ample-0'`)
-		}, func(v *verdict) int { return v.mismatch }},
+		}, func(v *verdict) int { return v.mismatch }, ""},
 		{"order status changed", func(t *testing.T) {
 			exec(t, `UPDATE orders SET status = CASE WHEN status = 'cancelled' THEN 'new' ELSE 'cancelled' END WHERE id = $1`, applied.intent.OrderID)
-		}, func(v *verdict) int { return v.mismatch }},
+		}, func(v *verdict) int { return v.mismatch }, ""},
 		{"applied record dead-lettered too", func(t *testing.T) {
 			cl, err := kgo.NewClient(kgo.SeedBrokers(b.addr), kgo.DefaultProduceTopic(dlqTopic))
 			if err != nil {
@@ -78,12 +81,23 @@ func TestCheckerDetectsTampering(t *testing.T) {
 			if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
-		}, func(v *verdict) int { return v.double }},
+		}, func(v *verdict) int { return v.double }, ""},
+		// The damage below leaves every status and stock count as it was.
+		{"final total changed", func(t *testing.T) {
+			exec(t, `UPDATE orders SET final_total = final_total + 1 WHERE id = $1`, applied.intent.OrderID)
+		}, func(v *verdict) int { return v.mismatch }, "final "},
+		{"a line's unit price changed", func(t *testing.T) {
+			exec(t, `UPDATE order_items SET unit_price = unit_price + 1 WHERE order_id = $1 AND line_no = 1`, applied.intent.OrderID)
+		}, func(v *verdict) int { return v.mismatch }, "line 1 "},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.tamper(t)
-			if v := checkScenario(t, b.addr, dbURL, w); c.count(v) == 0 {
+			v := checkScenario(t, b.addr, dbURL, w)
+			mentioned := c.mention == "" || slices.ContainsFunc(v.problems, func(p string) bool {
+				return strings.Contains(p, applied.intent.OrderID) && strings.Contains(p, c.mention)
+			})
+			if c.count(v) == 0 || !mentioned {
 				t.Errorf("the checker did not notice: %+v", v)
 			} else {
 				t.Logf("noticed: %v", v.problems)
