@@ -57,25 +57,6 @@ func (a *Admin) EnsureTopics(ctx context.Context, partitions int32, topics ...st
 	return errors.Join(errs...)
 }
 
-// Lag returns, per topic and partition, how many records group has not
-// committed yet: the end offset minus the committed offset, or minus the
-// log start offset where the group has never committed. Unknown topics are
-// an error.
-func (a *Admin) Lag(ctx context.Context, group string, topics ...string) (map[string]map[int32]int64, error) {
-	offs, err := a.GroupOffsets(ctx, group, topics...)
-	if err != nil {
-		return nil, err
-	}
-	lag := make(map[string]map[int32]int64, len(offs))
-	for topic, ps := range offs {
-		lag[topic] = make(map[int32]int64, len(ps))
-		for p, o := range ps {
-			lag[topic][p] = o.Lag()
-		}
-	}
-	return lag, nil
-}
-
 // PartitionOffsets are a partition's log start and end offsets and the
 // offset a group committed on it (-1: none).
 type PartitionOffsets struct {
@@ -83,7 +64,8 @@ type PartitionOffsets struct {
 }
 
 // Lag is how many records the group has not committed: from its commit,
-// or, without one, from the log start.
+// or, without one, from the log start (see app's lagReckoner for a group
+// that starts at the latest offset).
 func (o PartitionOffsets) Lag() int64 {
 	from := o.Start
 	if o.Committed >= 0 {

@@ -93,9 +93,16 @@ func TestAdminLag(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := a.Lag(ctx, tt.group, tt.topics...)
+			offs, err := a.GroupOffsets(ctx, tt.group, tt.topics...)
 			if err != nil {
-				t.Fatalf("Lag: %v", err)
+				t.Fatalf("GroupOffsets: %v", err)
+			}
+			got := map[string]map[int32]int64{}
+			for topic, ps := range offs {
+				got[topic] = map[int32]int64{}
+				for p, o := range ps {
+					got[topic][p] = o.Lag()
+				}
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("lag (-want +got):\n%s", diff)
@@ -103,10 +110,23 @@ func TestAdminLag(t *testing.T) {
 		})
 	}
 
+	t.Run("offsets of a partition", func(t *testing.T) {
+		offs, err := a.GroupOffsets(ctx, "g", "lag")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[int32]kafka.PartitionOffsets{0: {Start: 0, End: 5, Committed: 2}, 2: {Start: 1, End: 5, Committed: -1}}
+		for p, w := range want {
+			if got := offs["lag"][p]; got != w {
+				t.Errorf("partition %d: %+v, want %+v", p, got, w)
+			}
+		}
+	})
+
 	t.Run("unknown topic", func(t *testing.T) {
-		_, err := a.Lag(ctx, "g", "lag", "no-such-topic")
+		_, err := a.GroupOffsets(ctx, "g", "lag", "no-such-topic")
 		if !errors.Is(err, kerr.UnknownTopicOrPartition) {
-			t.Errorf("Lag = %v, want UNKNOWN_TOPIC_OR_PARTITION", err)
+			t.Errorf("GroupOffsets = %v, want UNKNOWN_TOPIC_OR_PARTITION", err)
 		}
 	})
 }
@@ -119,7 +139,7 @@ func TestAdminUnreachableBrokerIsTransient(t *testing.T) {
 		"ping":   a.Ping(ctx),
 		"ensure": a.EnsureTopics(ctx, 1, "t"),
 		"lag": func() error {
-			_, err := a.Lag(ctx, "g", "t")
+			_, err := a.GroupOffsets(ctx, "g", "t")
 			return err
 		}(),
 	} {
