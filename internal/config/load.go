@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/orderd/orderd/internal/httpapi"
 	"github.com/orderd/orderd/internal/logging"
 	"github.com/orderd/orderd/internal/order"
 )
@@ -261,10 +262,6 @@ func (l *loader) urlPath(name string) string {
 	return s
 }
 
-// fixedPaths are the HTTP routes outside API_V1_STR (internal/httpapi);
-// /docs also has its assets below it.
-var fixedPaths = []string{"/healthz", "/readyz", "/metrics", "/docs"}
-
 // openAPIURL is urlPath for OPENAPI_URL, which must not be the path of
 // another route: a fixed one, or one under API_V1_STR.
 func (l *loader) openAPIURL(name, apiPrefix string) string {
@@ -273,10 +270,9 @@ func (l *loader) openAPIURL(name, apiPrefix string) string {
 		return ""
 	}
 	under := func(prefix string) bool { return s == prefix || strings.HasPrefix(s, prefix+"/") }
-	if slices.ContainsFunc(fixedPaths, under) || (apiPrefix != "" && under(apiPrefix)) {
-		_, v := l.raw(name)
-		l.bad(v, s, "want a path no other route has: not %s or below them, nor API_V1_STR (%s) or below it",
-			strings.Join(fixedPaths, ", "), apiPrefix)
+	if slices.ContainsFunc(httpapi.FixedPaths, under) || (apiPrefix != "" && under(apiPrefix)) {
+		l.bad(lookupVar(name), s, "want a path no other route has: not %s or below them, nor API_V1_STR (%s) or below it",
+			strings.Join(httpapi.FixedPaths, ", "), apiPrefix)
 		return ""
 	}
 	return s
@@ -405,8 +401,7 @@ func (l *loader) logLevel(name string) string {
 	return strings.ToLower(logging.LevelName(level))
 }
 
-// decimal parses a non-negative decimal no larger than hi (nil = no bound).
-// decimal reads a decimal from 0 to hi.
+// decimal parses a decimal from 0 to hi.
 func (l *loader) decimal(name string, hi *order.Decimal) order.Decimal {
 	s, v := l.raw(name)
 	d, err := order.ParseDecimal(s)
@@ -418,7 +413,6 @@ func (l *loader) decimal(name string, hi *order.Decimal) order.Decimal {
 	return d
 }
 
-// duration parses a Go duration ("30s", "1m30s") or plain seconds ("30", "2.5").
 // decimalSeconds is a duration in seconds as plain decimal digits (not a
 // hex float or an exponent, which strconv.ParseFloat takes too).
 var decimalSeconds = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
@@ -428,6 +422,8 @@ var decimalSeconds = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 // are not.
 const minDuration = 100 * time.Millisecond
 
+// duration parses a Go duration ("30s", "1m30s") or plain seconds ("30",
+// "2.5"), at least minDuration.
 func (l *loader) duration(name string) time.Duration {
 	s, v := l.raw(name)
 	var d time.Duration

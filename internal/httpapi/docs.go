@@ -9,8 +9,18 @@ import (
 	"strings"
 )
 
-// DocsPath is where the interactive docs are served (outside production).
-const DocsPath = "/docs"
+// The routes outside API_V1_STR. DocsPath is where the interactive docs are
+// served (outside production), with their assets below it.
+const (
+	HealthPath  = "/healthz"
+	ReadyPath   = "/readyz"
+	MetricsPath = "/metrics"
+	DocsPath    = "/docs"
+)
+
+// FixedPaths are the routes outside API_V1_STR, which OPENAPI_URL must not
+// take (config).
+var FixedPaths = []string{HealthPath, ReadyPath, MetricsPath, DocsPath}
 
 // docsFiles holds Swagger UI (from the swagger-ui-dist npm package, see
 // docs/README.md) and our page around it, so /docs works offline.

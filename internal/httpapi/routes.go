@@ -31,13 +31,13 @@ func (s *Server) routes() {
 	}
 
 	// Health, at the root (and liveness also under the prefix).
-	register(s, huma.Operation{OperationID: "liveness", Method: http.MethodGet, Path: "/healthz",
+	register(s, huma.Operation{OperationID: "liveness", Method: http.MethodGet, Path: HealthPath,
 		Summary: "Liveness", Description: "200 while the process serves HTTP.", Tags: []string{tagHealth}}, liveness)
 	if p != "" {
-		register(s, huma.Operation{OperationID: "liveness-api", Method: http.MethodGet, Path: p + "/healthz",
+		register(s, huma.Operation{OperationID: "liveness-api", Method: http.MethodGet, Path: p + HealthPath,
 			Summary: "Liveness (under the API prefix)", Tags: []string{tagHealth}}, liveness)
 	}
-	ready := register(s, huma.Operation{OperationID: "readiness", Method: http.MethodGet, Path: "/readyz",
+	ready := register(s, huma.Operation{OperationID: "readiness", Method: http.MethodGet, Path: ReadyPath,
 		Summary:     "Readiness",
 		Description: "200 when every required component (database, Kafka, consumer, circuit breaker) is ok, 503 otherwise; the body details each component.",
 		Tags:        []string{tagHealth}}, readiness(d.Ready))
@@ -101,7 +101,7 @@ func (s *Server) routes() {
 		s.rec.HandleFunc("GET "+DocsPath+"/assets/{file}", serveDocsAsset)
 	}
 	if d.Metrics != nil {
-		s.rec.Handle("GET /metrics", d.Metrics)
+		s.rec.Handle("GET "+MetricsPath, d.Metrics)
 	}
 }
 
