@@ -182,8 +182,11 @@ func (c Currency) FromMajor(major Decimal) int64 {
 }
 
 // fromMajorExact is FromMajor in exact rational arithmetic, for any Decimal.
-func (c Currency) fromMajorExact(major Decimal) int64 {
-	return roundHalfAway(new(big.Rat).Mul(major.rat(), new(big.Rat).SetInt64(c.scale())))
+func (c Currency) fromMajorExact(major Decimal) int64 { return roundHalfAway(c.minorRat(major)) }
+
+// minorRat is major in this currency's minor units, exactly.
+func (c Currency) minorRat(major Decimal) *big.Rat {
+	return new(big.Rat).Mul(major.rat(), new(big.Rat).SetInt64(c.scale()))
 }
 
 // Limits of a comparison of an amount in minor units with a threshold in
@@ -213,7 +216,7 @@ func (c Currency) boundMinor(major Decimal, ceil bool) int64 {
 		}
 		return q
 	}
-	r := new(big.Rat).Mul(major.rat(), new(big.Rat).SetInt64(c.scale()))
+	r := c.minorRat(major)
 	q := new(big.Int).Div(r.Num(), r.Denom()) // Euclidean: the floor, Denom being positive
 	if ceil && !r.IsInt() {
 		q.Add(q, big.NewInt(1))

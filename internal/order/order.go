@@ -171,7 +171,7 @@ func SameContent(a, b *Order) bool {
 // MaxUnits bounds a product's units, available and reserved together. Only
 // setting the stock adds units (reserving and releasing move them), so with
 // the bound kept there, no sum of units can overflow.
-const MaxUnits = 1_000_000_000_000_000
+const MaxUnits int64 = 1_000_000_000_000_000
 
 // Stock is the inventory of one product.
 type Stock struct {

@@ -157,7 +157,7 @@ func (s *Store) SetStock(ctx context.Context, productID string, available int64)
 		return order.Stock{}, order.Reject(order.ReasonInvalid, "product id is required")
 	}
 	if available < 0 || available > order.MaxUnits {
-		return order.Stock{}, order.Reject(order.ReasonInvalid, fmt.Sprintf("available %d must be 0 to %d", available, int64(order.MaxUnits)))
+		return order.Stock{}, order.Reject(order.ReasonInvalid, fmt.Sprintf("available %d must be 0 to %d", available, order.MaxUnits))
 	}
 	// The units reserved stay, and with the new available must keep within
 	// MaxUnits; otherwise no row comes back.
@@ -166,11 +166,11 @@ func (s *Store) SetStock(ctx context.Context, productID string, available int64)
 		VALUES ($1, $2, 0, $3)
 		ON CONFLICT (product_id) DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at
 		WHERE stock.reserved <= $4 - excluded.available
-		RETURNING product_id, available, reserved`, productID, available, s.timeArg(s.now()), int64(order.MaxUnits)).
+		RETURNING product_id, available, reserved`, productID, available, s.timeArg(s.now()), order.MaxUnits).
 		Scan(&st.ProductID, &st.Available, &st.Reserved)
 	if errors.Is(err, sql.ErrNoRows) {
 		return order.Stock{}, order.Reject(order.ReasonConflict, fmt.Sprintf(
-			"available %d and the units of product %s reserved by orders would exceed %d in all", available, productID, int64(order.MaxUnits)))
+			"available %d and the units of product %s reserved by orders would exceed %d in all", available, productID, order.MaxUnits))
 	}
 	if err != nil {
 		return order.Stock{}, classify(fmt.Errorf("set stock of product %s: %w", productID, err))
