@@ -495,9 +495,9 @@ func fileSize(path string) (int64, error) {
 // TestEmbeddedSyncWrites: with SyncWrites (EMBEDDED_KAFKA_SYNC) the broker
 // takes, keeps and serves records as without it, across a restart. It does
 // not see the fsyncs themselves (kfake shows no count of them, and its
-// options cannot be read back): those were counted under strace -c, 37
-// fsync calls with the option and 26 without (docs/BENCHMARKS.md names the
-// seventeenth round's runs).
+// options cannot be read back): those were counted by hand when it was
+// added, `strace -f -c -e trace=fsync` on this test's binary printing 37
+// fsync calls with the option and 26 without.
 func TestEmbeddedSyncWrites(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "kafka-data")
 	cfg := kafka.EmbeddedConfig{Addr: "127.0.0.1:0", DataDir: dir, SyncWrites: true, Partitions: 2, Topics: []string{"orders"}}
