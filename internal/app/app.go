@@ -228,6 +228,7 @@ func openStore(ctx context.Context, url string, logger *slog.Logger) (*sqlstore.
 		st, err := sqlstore.Open(ctx, url, logger)
 		if err == nil {
 			if err = st.Ping(ctx); err == nil {
+				logger.Info("database opened", st.Where()...)
 				return st, nil
 			}
 			_ = st.Close()

@@ -101,6 +101,8 @@ type Store struct {
 	// It is closed only after the connections: closing any descriptor of
 	// the file drops the process's POSIX locks on it, SQLite's included.
 	dbFile *os.File
+	// where names the database for the log (see Where).
+	where []any
 }
 
 // Open prepares a Store for url: sqlite://PATH (sqlite://orders.db,
@@ -210,7 +212,7 @@ func (s *Store) openSQLite(ctx context.Context, path string, busyTimeout time.Du
 			return err
 		}
 	}
-	s.log.Info("database opened", "dialect", s.dialect, "path", path)
+	s.where = []any{"dialect", s.dialect, "path", path}
 	return nil
 }
 
@@ -336,9 +338,14 @@ func (s *Store) openPostgres(url string) error {
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	db.SetConnMaxLifetime(30 * time.Minute)
 	s.db, s.rdb = db, db
-	s.log.Info("database opened", "dialect", s.dialect, "host", cfg.Host, "port", cfg.Port, "database", cfg.Database)
+	s.where = []any{"dialect", s.dialect, "host", cfg.Host, "port", cfg.Port, "database", cfg.Database}
 	return nil
 }
+
+// Where returns the log attributes that name the database: its dialect, and
+// its path or server and name (never a password). The caller logs them once
+// the database answered: a PostgreSQL store connects only then (see Open).
+func (s *Store) Where() []any { return s.where }
 
 // Dialect reports which database the store talks to: "sqlite" or "postgres".
 func (s *Store) Dialect() string { return s.dialect }
