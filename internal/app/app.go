@@ -20,6 +20,7 @@ import (
 	"github.com/orderd/orderd/internal/config"
 	"github.com/orderd/orderd/internal/delivery"
 	"github.com/orderd/orderd/internal/events"
+	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/kafka"
 	"github.com/orderd/orderd/internal/metrics"
 	"github.com/orderd/orderd/internal/notifylog"
@@ -52,6 +53,13 @@ type App struct {
 	listener net.Listener
 	server   *http.Server
 
+	// dbReady is closed once the database answered and its schema is
+	// migrated; until then the consumer does not start, the HTTP routes
+	// that need the database answer 503 and /readyz reports dbWait.
+	dbReady chan struct{}
+	dbMu    sync.Mutex
+	dbWait  string // why the database is not ready yet: the last attempt's error
+
 	closeOnce sync.Once
 }
 
@@ -76,7 +84,14 @@ type Options struct {
 	EmbeddedOpts []kfake.Opt
 	// Version is shown in the OpenAPI document.
 	Version string
+	// HTTPReadTimeout bounds the reading of a whole request, body included
+	// (httpReadTimeout when zero).
+	HTTPReadTimeout time.Duration
 }
+
+// httpReadTimeout bounds the reading of a whole HTTP request: a client that
+// stalls mid-body gets a 408 instead of holding a connection for ever.
+const httpReadTimeout = 30 * time.Second
 
 // batchSize is the most records of one partition a worker hands in at a
 // time, applied in one transaction (group commit): one commit — on SQLite
@@ -100,7 +115,7 @@ const postgresSpill = 64
 var startupDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
 
 // New builds the service: the embedded broker (when configured), the store
-// (opened with the seed's retry schedule and migrated), the use cases, the
+// (migrated, when the database answers; see waitForDatabase), the use cases, the
 // event pipeline and the HTTP server bound to APP_HOST:APP_PORT. Nothing
 // consumes or serves until Run.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Options) (_ *App, err error) {
@@ -132,12 +147,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		kcfg.Brokers = []string{a.embedded.Addr()}
 	}
 
-	a.store, err = openStore(ctx, cfg.DatabaseURL, logger)
+	// A bad URL stops start-up; an unreachable database does not: the
+	// HTTP server comes up, /readyz answers 503, and Run retries (§6).
+	a.store, err = sqlstore.Open(ctx, cfg.DatabaseURL, logger)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("database (DATABASE_URL): %w", err)
 	}
-	if err := a.store.Migrate(ctx); err != nil {
-		return nil, fmt.Errorf("migrate database: %w", err)
+	a.dbReady = make(chan struct{})
+	if err := a.prepareDatabase(ctx); err != nil {
+		if fault.KindOf(err) != fault.Transient || sqlstore.Misconfigured(err) {
+			return nil, fmt.Errorf("database (DATABASE_URL): %w", err)
+		}
+		logger.Warn("database not reachable, retrying in the background; /readyz answers 503 until it is", "attempt", 1, "retry_in", startupDelays[0], "err", err)
 	}
 
 	// Circuit breakers around the database (the event pipeline's
@@ -190,9 +211,15 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		return nil, fmt.Errorf("kafka admin: %w", err)
 	}
 
+	readTimeout := opts.HTTPReadTimeout
+	if readTimeout <= 0 {
+		readTimeout = httpReadTimeout
+	}
 	a.server = &http.Server{
 		Handler:           a.httpHandler(uc, opts.Version),
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	addr := net.JoinHostPort(cfg.AppHost, fmt.Sprint(cfg.AppPort))
@@ -221,29 +248,68 @@ func (a *App) handleBatch(ctx context.Context, recs []*kgo.Record, metas []*deli
 	return a.combine.do(ctx, pre, metas)
 }
 
-// openStore opens the database, retrying on the seed's schedule while it is
-// unreachable.
-func openStore(ctx context.Context, url string, logger *slog.Logger) (*sqlstore.Store, error) {
-	for attempt := 0; ; attempt++ {
-		st, err := sqlstore.Open(ctx, url, logger)
-		if err == nil {
-			if err = st.Ping(ctx); err == nil {
-				logger.Info("database opened", st.Where()...)
-				return st, nil
-			}
-			_ = st.Close()
-		}
-		if attempt >= len(startupDelays) {
-			return nil, fmt.Errorf("database (DATABASE_URL) unreachable after %d attempts: %w", attempt+1, err)
-		}
-		d := startupDelays[attempt]
-		logger.Warn("database not reachable, retrying", "attempt", attempt+1, "retry_in", d, "err", err)
+// prepareDatabase pings the database and applies the migrations. On success
+// it closes dbReady; on failure it keeps the error for /readyz.
+func (a *App) prepareDatabase(ctx context.Context) error {
+	err := a.store.Ping(ctx)
+	if err == nil {
+		err = a.store.Migrate(ctx)
+	}
+	if err != nil {
+		a.dbMu.Lock()
+		a.dbWait = err.Error()
+		a.dbMu.Unlock()
+		return err
+	}
+	a.logger.Info("database opened", a.store.Where()...)
+	close(a.dbReady)
+	return nil
+}
+
+// waitForDatabase retries prepareDatabase until it succeeds, on the seed's
+// schedule (1, 2, 4, 8, 16 s) and then every 16 s, while the HTTP server
+// answers and /readyz reports 503. It reports false if ctx ends first. A
+// permanent error (a migration that cannot apply) is retried too: it is
+// logged at error level, and an operator may mend the database meanwhile.
+func (a *App) waitForDatabase(ctx context.Context) bool {
+	delay := func(attempt int) time.Duration { return startupDelays[min(attempt, len(startupDelays))-1] }
+	for attempt := 1; ; attempt++ { // attempt 1 was New's
 		select {
+		case <-a.dbReady:
+			return true
 		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(d):
+			return false
+		case <-time.After(delay(attempt)):
+		}
+		err := a.prepareDatabase(ctx)
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		next := delay(attempt + 1)
+		switch {
+		case fault.KindOf(err) != fault.Transient:
+			a.logger.Error("database start-up failed; retrying", "attempt", attempt+1, "retry_in", next, "err", err)
+		case attempt >= len(startupDelays):
+			a.logger.Error("database unreachable after start-up retries; still retrying in the background", "attempt", attempt+1, "retry_in", next, "err", err)
+		default:
+			a.logger.Warn("database not reachable, retrying", "attempt", attempt+1, "retry_in", next, "err", err)
 		}
 	}
+}
+
+// databaseWait returns why the database is not ready, or "" once it is.
+func (a *App) databaseWait() string {
+	select {
+	case <-a.dbReady:
+		return ""
+	default:
+	}
+	a.dbMu.Lock()
+	defer a.dbMu.Unlock()
+	return "not ready yet: " + a.dbWait
 }
 
 // HTTPAddr returns the address the HTTP server listens on.
@@ -288,6 +354,10 @@ func (a *App) Run(ctx context.Context) error {
 	lagLoop.Go(func() { a.refreshLag(lagCtx, a.lagInterval) })
 	consumerDone := make(chan error, 1)
 	go func() {
+		if !a.waitForDatabase(consumeCtx) {
+			consumerDone <- consumeCtx.Err()
+			return
+		}
 		a.waitForBroker(consumeCtx)
 		consumerDone <- a.consumer.Run(consumeCtx)
 	}()

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/orderd/orderd/internal/breaker"
 	"github.com/orderd/orderd/internal/events"
+	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/httpapi"
 	"github.com/orderd/orderd/internal/kafka"
 	"github.com/orderd/orderd/internal/order"
@@ -37,8 +39,8 @@ func (a *App) httpHandler(uc events.UseCases, version string) http.Handler {
 		AdminToken:      cfg.AdminToken,
 		EventsTopic:     cfg.KafkaTopics[0],
 	}, httpapi.Deps{
-		Tx:      a.store,
-		Orders:  orderReader{a.store},
+		Tx:      readyStore{a},
+		Orders:  readyStore{a},
 		Process: uc.Process,
 		Cancel:  uc.Cancel,
 		Fulfil:  uc.Fulfil,
@@ -51,11 +53,50 @@ func (a *App) httpHandler(uc events.UseCases, version string) http.Handler {
 	return a.instrumentHTTP(srv, srv.Patterns())
 }
 
-// orderReader adapts the store's list query to the HTTP port.
-type orderReader struct{ *sqlstore.Store }
+// readyStore is the store as the HTTP routes use it: until the database is
+// ready (see waitForDatabase), every call fails as transient, a 503.
+type readyStore struct{ a *App }
 
-func (r orderReader) ListOrders(ctx context.Context, status order.Status, limit int, after string) ([]*order.Order, string, error) {
-	return r.Store.ListOrders(ctx, sqlstore.ListQuery{Status: status, Limit: limit, After: after})
+func (r readyStore) ready() error {
+	if wait := r.a.databaseWait(); wait != "" {
+		return fault.AsTransient(errors.New("database " + wait))
+	}
+	return nil
+}
+
+func (r readyStore) InTx(ctx context.Context, fn func(tx order.Tx) error) error {
+	if err := r.ready(); err != nil {
+		return err
+	}
+	return r.a.store.InTx(ctx, fn)
+}
+
+func (r readyStore) GetOrder(ctx context.Context, id string) (*order.Order, error) {
+	if err := r.ready(); err != nil {
+		return nil, err
+	}
+	return r.a.store.GetOrder(ctx, id)
+}
+
+func (r readyStore) GetStock(ctx context.Context, productID string) (order.Stock, error) {
+	if err := r.ready(); err != nil {
+		return order.Stock{}, err
+	}
+	return r.a.store.GetStock(ctx, productID)
+}
+
+func (r readyStore) SetStock(ctx context.Context, productID string, available int64) (order.Stock, error) {
+	if err := r.ready(); err != nil {
+		return order.Stock{}, err
+	}
+	return r.a.store.SetStock(ctx, productID, available)
+}
+
+func (r readyStore) ListOrders(ctx context.Context, status order.Status, limit int, after string) ([]*order.Order, string, error) {
+	if err := r.ready(); err != nil {
+		return nil, "", err
+	}
+	return r.a.store.ListOrders(ctx, sqlstore.ListQuery{Status: status, Limit: limit, After: after})
 }
 
 // brokerControl adapts the consumer to the message-broker routes.
@@ -108,8 +149,8 @@ func (p publisher) Publish(ctx context.Context, key, value []byte, headers map[s
 
 // readiness reports each component: the database (ping), Kafka (metadata
 // ping), the consumer's state and the circuit breakers. A consumer stopped
-// on purpose is reported but does not make the service unready, nor does a
-// half-open breaker (it is probing); an open one does.
+// on purpose is reported as not required, so it does not make the service
+// unready; nor does a half-open breaker (it is probing); an open one does.
 func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -117,7 +158,7 @@ func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 	set := func(name string, c httpapi.Component) {
 		r.Components[name] = c
 		switch c.Status {
-		case "ok", "stopped", breaker.HalfOpen.String():
+		case "ok", breaker.HalfOpen.String():
 		default:
 			if c.Required {
 				r.Ready = false
@@ -127,7 +168,13 @@ func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 	// Both pings at once, so a slow one does not eat the other's time.
 	var dbErr, kafkaErr error
 	var wg sync.WaitGroup
-	wg.Go(func() { dbErr = a.store.Ping(ctx) })
+	wg.Go(func() {
+		if wait := a.databaseWait(); wait != "" {
+			dbErr = errors.New(wait)
+			return
+		}
+		dbErr = a.store.Ping(ctx)
+	})
 	wg.Go(func() { kafkaErr = a.producer.Ping(ctx) })
 	wg.Wait()
 	if dbErr != nil {
@@ -145,8 +192,14 @@ func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 	// dead-lettering, must not read as the present.
 	st := a.consumer.Status()
 	c := httpapi.Component{Status: string(st.State), Detail: string(st.State), Required: true}
-	if st.State == kafka.StateRunning {
+	switch st.State {
+	case kafka.StateRunning:
 		c.Status = "ok"
+	case kafka.StateStopped:
+		// Stopped on purpose (POST …/stop_consuming_message): the
+		// instance still serves, so the consumer is not required now.
+		c.Required = false
+		c.Detail = "stopped on purpose; POST " + a.cfg.APIV1Str + "/message_broker/start_consuming_message resumes it"
 	}
 	if st.LastError != "" && st.LastErrorAt != nil {
 		c.Detail += "; last error " + time.Since(*st.LastErrorAt).Round(time.Second).String() + " ago: " + st.LastError

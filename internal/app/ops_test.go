@@ -379,8 +379,8 @@ func TestReadyWhenConsumptionStoppedOnPurpose(t *testing.T) {
 	}
 	post(t, in.API+"/message_broker/stop_consuming_message")
 	r = waitReady(t, in, http.StatusOK, "consumer stopped", componentIs("consumer", "stopped"))
-	if !r.Ready {
-		t.Errorf("stopped on purpose: ready = false: %+v", r)
+	if c := r.Components["consumer"]; !r.Ready || c.Required || !strings.Contains(c.Detail, "start_consuming_message") {
+		t.Errorf("stopped on purpose: %+v; want ready, the consumer not required and how to resume it", r)
 	}
 	waitMetric(t, in, "orders_consumer_state", map[string]string{"state": "stopped"}, 1)
 	waitMetric(t, in, "orders_consumer_state", map[string]string{"state": "running"}, 0)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -58,6 +59,13 @@ func checkInput(next http.Handler) http.Handler {
 			return
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			// The server's ReadTimeout: a client that stalled mid-body.
+			w.Header().Set("Connection", "close")
+			writeProblem(w, newProblem(r.Context(), http.StatusRequestTimeout, ReasonTimeout,
+				"the request body did not arrive in time"))
+			return
+		}
 		if err != nil {
 			refuse("request body: %v", err)
 			return

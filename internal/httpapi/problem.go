@@ -29,6 +29,7 @@ const (
 	ReasonBadMethod    = "method_not_allowed"
 	ReasonMediaType    = "unsupported_media_type"
 	ReasonHTTP         = "http_error" // any other status huma answers itself
+	ReasonTimeout      = "timeout"    // the request's body did not arrive in time
 )
 
 // RetryAfterSeconds is what a 503 asks the client to wait.

@@ -56,6 +56,24 @@ var transientSQLStates = map[string]bool{
 	"57P03": true, // cannot_connect_now (starting up, in recovery)
 }
 
+// misconfiguredSQLStates are the PostgreSQL error codes of a connection the
+// server refused for what DATABASE_URL names: a database or role that does
+// not exist, a wrong password.
+var misconfiguredSQLStates = map[string]bool{
+	"3D000": true, // invalid_catalog_name
+	"28000": true, // invalid_authorization_specification
+	"28P01": true, // invalid_password
+}
+
+// Misconfigured reports whether err is the server refusing the database,
+// role or password the URL names. Once the service runs, such a failure is
+// transient like any failure to connect (a role may be re-created, a
+// password rotated); at start-up it is a configuration to mend.
+func Misconfigured(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && misconfiguredSQLStates[pgErr.Code]
+}
+
 func transient(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
