@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+	"time"
 
 	"github.com/orderd/orderd/internal/order"
 )
@@ -79,3 +80,6 @@ func ExecInTx(ctx context.Context, ot order.Tx, stmt string) error {
 	}
 	return rows.Close()
 }
+
+// SetPGTimeout changes the bound on PostgreSQL transactions and reads.
+func (s *Store) SetPGTimeout(d time.Duration) { s.pgTimeout = d }

@@ -38,7 +38,10 @@ func (s *Store) inPgTx(ctx context.Context, fn func(order.Tx) error) error {
 	start := time.Now()
 	lockStock := false
 	for run := 1; ; run++ {
-		commit, err := s.tryPgTx(ctx, fn, lockStock)
+		tctx, cancel := s.bounded(ctx)
+		commit, err := s.tryPgTx(tctx, fn, lockStock)
+		cancel()
+		err = s.overdue(ctx, err)
 		if err == nil {
 			s.observed(start, commit)
 			return nil
@@ -73,7 +76,7 @@ func (s *Store) tryPgTx(ctx context.Context, fn func(order.Tx) error, lockStock 
 	// the transaction.
 	var commit time.Duration
 	err = conn.Raw(func(dc any) error {
-		p := &pgTx{conn: dc.(*stdlib.Conn).Conn()}
+		p := &pgTx{conn: dc.(*stdlib.Conn).Conn(), ctx: ctx, timeout: s.pgTimeout}
 		t := newTx(s, nil)
 		t.pg, t.lockStock = p, lockStock
 		err := fn(t)
@@ -84,12 +87,12 @@ func (s *Store) tryPgTx(ctx context.Context, fn func(order.Tx) error, lockStock 
 			err = t.flush(ctx)
 		}
 		if err != nil {
-			if rbErr := p.rollback(ctx); rbErr != nil {
+			if rbErr := p.rollback(); rbErr != nil {
 				s.log.WarnContext(ctx, "rollback failed", "error", rbErr, "cause", err)
 			}
 			return err
 		}
-		d, err := timed(func() error { return p.commit(ctx) })
+		d, err := timed(p.commit)
 		if err != nil {
 			return classify(fmt.Errorf("commit transaction: %w", err))
 		}
@@ -102,9 +105,14 @@ func (s *Store) tryPgTx(ctx context.Context, fn func(order.Tx) error, lockStock 
 // pgTx is a transaction on one pgx connection that begins with its first
 // statement.
 type pgTx struct {
-	conn   *pgx.Conn
-	begun  bool  // BEGIN was sent (it may have failed: rollback anyway)
-	failed error // the first statement that failed, which aborted the transaction
+	conn *pgx.Conn
+	// ctx is inPgTx's, bounded by pgTimeout: every statement runs under it,
+	// whatever context the use case passes, so that a server that hangs
+	// fails the transaction in time.
+	ctx     context.Context
+	timeout time.Duration // pgTimeout, for the rollback
+	begun   bool          // BEGIN was sent (it may have failed: rollback anyway)
+	failed  error         // the first statement that failed, which aborted the transaction
 }
 
 // aborted reports a transaction that PostgreSQL aborted because a
@@ -163,16 +171,16 @@ var beginPG = []string{"BEGIN", "SET LOCAL enable_seqscan = off"}
 
 // send runs b in one round trip, calling each queued statement's function
 // with its result; it returns the first error.
-func (p *pgTx) send(ctx context.Context, b *pgx.Batch) error {
+func (p *pgTx) send(_ context.Context, b *pgx.Batch) error {
 	p.begun = true
-	return p.note(p.conn.SendBatch(ctx, b).Close())
+	return p.note(p.conn.SendBatch(p.ctx, b).Close())
 }
 
 // query runs one statement, beginning the transaction in the same round trip
 // when it is the first.
-func (p *pgTx) query(ctx context.Context, query string, args ...any) (rowSet, error) {
+func (p *pgTx) query(_ context.Context, query string, args ...any) (rowSet, error) {
 	if p.begun {
-		rows, err := p.conn.Query(ctx, query, args...)
+		rows, err := p.conn.Query(p.ctx, query, args...)
 		if err != nil {
 			return nil, p.note(err)
 		}
@@ -181,7 +189,7 @@ func (p *pgTx) query(ctx context.Context, query string, args ...any) (rowSet, er
 	b := p.newBatch()
 	b.Queue(query, args...)
 	p.begun = true
-	br := p.conn.SendBatch(ctx, b)
+	br := p.conn.SendBatch(p.ctx, b)
 	for range beginPG {
 		if _, err := br.Exec(); err != nil {
 			return nil, p.note(errors.Join(err, br.Close()))
@@ -194,11 +202,11 @@ func (p *pgTx) query(ctx context.Context, query string, args ...any) (rowSet, er
 	return batchRows{pgxRows{rows, p}, br}, nil
 }
 
-func (p *pgTx) commit(ctx context.Context) error {
+func (p *pgTx) commit() error {
 	if !p.begun {
 		return nil // nothing was read or written
 	}
-	tag, err := p.conn.Exec(ctx, "COMMIT")
+	tag, err := p.conn.Exec(p.ctx, "COMMIT")
 	if err != nil {
 		return err
 	}
@@ -209,13 +217,16 @@ func (p *pgTx) commit(ctx context.Context) error {
 	return nil
 }
 
-func (p *pgTx) rollback(ctx context.Context) error {
+func (p *pgTx) rollback() error {
 	if !p.begun || p.conn.IsClosed() {
 		// Nothing to undo, or the connection broke (a cancelled context
 		// closes it) and the server undid the transaction with it.
 		return nil
 	}
-	_, err := p.conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+	// Even when the transaction's context has ended, but not for ever.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), p.timeout)
+	defer cancel()
+	_, err := p.conn.Exec(ctx, "ROLLBACK")
 	return err
 }
 

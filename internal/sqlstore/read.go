@@ -44,6 +44,8 @@ func (s *Store) snapshot(ctx context.Context, fn func(q querier) error) error {
 
 // GetOrder returns an order with its items; a missing order is order.ErrNotFound.
 func (s *Store) GetOrder(ctx context.Context, id string) (*order.Order, error) {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	var o *order.Order
 	err := s.snapshot(ctx, func(q querier) error {
 		var err error
@@ -56,6 +58,8 @@ func (s *Store) GetOrder(ctx context.Context, id string) (*order.Order, error) {
 // ListOrders returns a page of orders in id order, with their items, and the
 // cursor of the next page ("" when this page is the last).
 func (s *Store) ListOrders(ctx context.Context, lq ListQuery) ([]*order.Order, string, error) {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	if lq.Status != "" && !lq.Status.Valid() {
 		return nil, "", order.Reject(order.ReasonInvalid, fmt.Sprintf("status %q is not one of %v", lq.Status, order.Statuses))
 	}
@@ -143,6 +147,8 @@ func (s *Store) stock(ctx context.Context, q querier, productID string) (order.S
 
 // GetStock returns a product's stock; a product without a record is order.ErrNotFound.
 func (s *Store) GetStock(ctx context.Context, productID string) (order.Stock, error) {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	st, err := s.stock(ctx, s.rdb, productID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return order.Stock{}, order.NotFound("stock of product " + productID)
@@ -161,6 +167,8 @@ func (s *Store) SetStock(ctx context.Context, productID string, available int64)
 	}
 	// The units reserved stay, and with the new available must keep within
 	// MaxUnits; otherwise no row comes back.
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	var st order.Stock
 	err := s.db.QueryRowContext(ctx, `INSERT INTO stock (product_id, available, reserved, updated_at)
 		VALUES ($1, $2, 0, $3)
@@ -181,6 +189,8 @@ func (s *Store) SetStock(ctx context.Context, productID string, available int64)
 
 // ProcessedEvent reports whether an event id is in the inbox.
 func (s *Store) ProcessedEvent(ctx context.Context, eventID string) (bool, error) {
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	var one int
 	err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM processed_events WHERE event_id = $1`, eventID).Scan(&one)
 	switch {

@@ -29,6 +29,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/orderd/orderd/internal/fault"
 )
 
 // The dialects a Store speaks, as Dialect reports them.
@@ -103,6 +105,34 @@ type Store struct {
 	dbFile *os.File
 	// where names the database for the log (see Where).
 	where []any
+	// pgTimeout bounds each PostgreSQL transaction and read (see bounded).
+	pgTimeout time.Duration
+}
+
+// pgTimeout is the longest a PostgreSQL transaction or read may take. A
+// server that hangs (a lock an operator holds, a frozen network) would
+// otherwise stall a partition, or an HTTP request, with nothing logged;
+// past it the work fails as transient, is logged and retried, and counts
+// toward the circuit breaker. A healthy server takes well under a second
+// for the largest batch.
+const pgTimeout = 15 * time.Second
+
+// bounded returns ctx bounded by pgTimeout on PostgreSQL. SQLite's
+// statements are not cancelled (see stmtCache); its busy timeout bounds
+// its waits for a lock.
+func (s *Store) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.dialect != DialectPostgres {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.pgTimeout)
+}
+
+// overdue says so when err is bounded's deadline rather than ctx's own end.
+func (s *Store) overdue(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return fault.AsTransient(fmt.Errorf("PostgreSQL did not answer within %s: %w", s.pgTimeout, err))
+	}
+	return err
 }
 
 // Open prepares a Store for url: sqlite://PATH (sqlite://orders.db,
@@ -120,7 +150,7 @@ func open(ctx context.Context, url string, logger *slog.Logger, busyTimeout time
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{log: logger, now: time.Now, shared: make(map[string]*sql.Stmt)}
+	s := &Store{log: logger, now: time.Now, shared: make(map[string]*sql.Stmt), pgTimeout: pgTimeout}
 	var err error
 	switch DialectOf(url) {
 	case DialectSQLite:
