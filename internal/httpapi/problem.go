@@ -70,6 +70,7 @@ func (p *Problem) ContentType(ct string) string {
 var reasonStatus = map[string]int{
 	order.ReasonNotFound:          http.StatusNotFound,
 	order.ReasonConflict:          http.StatusConflict,
+	order.ReasonStockLimit:        http.StatusConflict,
 	order.ReasonNotCancellable:    http.StatusConflict,
 	order.ReasonInvalidStatus:     http.StatusConflict,
 	order.ReasonInvalidTransition: http.StatusConflict,
@@ -83,6 +84,7 @@ var reasonStatus = map[string]int{
 var reasonTitle = map[string]string{
 	order.ReasonNotFound:          "Not found",
 	order.ReasonConflict:          "Conflicts with an existing order",
+	order.ReasonStockLimit:        "Stock would exceed the limit with the units reserved",
 	order.ReasonNotCancellable:    "Order cannot be cancelled",
 	order.ReasonInvalidStatus:     "Order is not in a processable status",
 	order.ReasonInvalidTransition: "Status change not allowed",

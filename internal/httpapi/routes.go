@@ -74,8 +74,8 @@ func (s *Server) routes() {
 	register(s, huma.Operation{OperationID: "get-stock", Method: http.MethodGet, Path: p + "/inventory/{productId}",
 		Summary: "Get a product's stock", Tags: []string{tagInventory}, Errors: []int{400, 404, 503}}, getStock(d))
 	register(s, huma.Operation{OperationID: "set-stock", Method: http.MethodPut, Path: p + "/inventory/{productId}",
-		Summary: "Set a product's available stock", Description: "Creates the stock record if the product has none; reserved units are kept.",
-		Tags: []string{tagInventory}, Errors: []int{400, 413, 503}}, setStock(d))
+		Summary: "Set a product's available stock", Description: "Creates the stock record if the product has none; reserved units are kept. 409 (stock_limit) when available and the units reserved by orders would together exceed 10^15.",
+		Tags: []string{tagInventory}, Errors: []int{400, 409, 413, 503}}, setStock(d))
 
 	// Message broker (the seed's routes).
 	register(s, huma.Operation{OperationID: "start-consuming", Method: http.MethodPost, Path: p + "/message_broker/start_consuming_message",

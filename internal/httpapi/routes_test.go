@@ -180,6 +180,19 @@ func TestInventory(t *testing.T) {
 		t.Errorf("get: %s", r.body)
 	}
 	expect(t, h.do("PUT", "/api/v0/inventory/p-9", `{"available": 0}`), http.StatusOK)
+
+	t.Run("available and reserved over 10^15 is a stock conflict", func(t *testing.T) {
+		expect(t, h.do("PUT", "/api/v0/inventory/p-1", `{"available": 5}`), http.StatusOK)
+		expect(t, h.do("POST", "/api/v0/orders", orderJSON("inv-1", "INR", "2", "75.00", "150.00")), http.StatusCreated)
+		expect(t, h.do("POST", "/api/v0/orders/inv-1/process", nil), http.StatusOK)
+		p := expectProblem(t, h.do("PUT", "/api/v0/inventory/p-1", `{"available": 1000000000000000}`), http.StatusConflict, order.ReasonStockLimit)
+		if title, _ := p["title"].(string); !strings.Contains(strings.ToLower(title), "stock") {
+			t.Errorf("title %q does not say the conflict is about stock", title)
+		}
+		if _, ok := fetchDoc(t, h).Paths["/api/v0/inventory/{productId}"]["put"].Responses["409"]; !ok {
+			t.Error("PUT inventory does not document 409")
+		}
+	})
 }
 
 func TestHealth(t *testing.T) {

@@ -18,6 +18,7 @@ const (
 	ReasonNotCancellable    = "not_cancellable"
 	ReasonInvalidTransition = "invalid_transition"
 	ReasonConflict          = "conflict"
+	ReasonStockLimit        = "stock_limit" // available and reserved units together would pass MaxUnits
 	ReasonInvalid           = "invalid_data"
 )
 

@@ -177,7 +177,7 @@ func (s *Store) SetStock(ctx context.Context, productID string, available int64)
 		RETURNING product_id, available, reserved`, productID, available, s.timeArg(s.now()), order.MaxUnits).
 		Scan(&st.ProductID, &st.Available, &st.Reserved)
 	if errors.Is(err, sql.ErrNoRows) {
-		return order.Stock{}, order.Reject(order.ReasonConflict, fmt.Sprintf(
+		return order.Stock{}, order.Reject(order.ReasonStockLimit, fmt.Sprintf(
 			"available %d and the units of product %s reserved by orders would exceed %d in all", available, productID, order.MaxUnits))
 	}
 	if err != nil {

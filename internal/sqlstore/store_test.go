@@ -588,7 +588,7 @@ func TestStock(t *testing.T) {
 			{"empty product id", func() error { _, err := s.SetStock(ctx, "", 1); return err }, order.ReasonInvalid},
 			{"stock over MaxUnits", func() error { _, err := s.SetStock(ctx, "p", order.MaxUnits+1); return err }, order.ReasonInvalid},
 			// One unit is reserved: MaxUnits available would make MaxUnits+1.
-			{"stock and reserved over MaxUnits", func() error { _, err := s.SetStock(ctx, "p", order.MaxUnits); return err }, order.ReasonConflict},
+			{"stock and reserved over MaxUnits", func() error { _, err := s.SetStock(ctx, "p", order.MaxUnits); return err }, order.ReasonStockLimit},
 		}
 		for _, r := range refusals {
 			t.Run(r.name, func(t *testing.T) {
