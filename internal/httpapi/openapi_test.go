@@ -2,9 +2,11 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -175,10 +177,12 @@ func TestOpenAPISchemas(t *testing.T) {
 			t.Errorf("POST %s body is not documented as %s: %+v", path, schema, op.RequestBody)
 		}
 	}
-	// Schema validation failures are 400 here; 422 is only documented where a rule can refuse.
+	// Schema validation failures are 400 here; 422 is only documented where
+	// a rule can refuse, or the broker can refuse an event for good.
+	refusing := []string{"/api/v0/orders/{id}/process", "/api/v0/events"}
 	for path, item := range doc.Paths {
 		for method, op := range item {
-			if _, ok := op.Responses["422"]; ok && path != "/api/v0/orders/{id}/process" {
+			if _, ok := op.Responses["422"]; ok && !slices.Contains(refusing, path) {
 				t.Errorf("%s %s documents 422", method, path)
 			}
 		}
@@ -238,5 +242,57 @@ func TestProductionHidesDocs(t *testing.T) {
 		}
 		// The API itself is there either way.
 		expect(t, h.do("GET", "/api/v0/orders", nil), http.StatusOK)
+	}
+}
+
+// TestOpenAPIListsWhatRoutesAnswer walks every operation in the document and
+// provokes the answers any route can give — input the input check refuses,
+// an untrusted host, no admin token, a body over 1 MiB, a body in another
+// media type, and an ordinary request for an order or product that does not
+// exist — and requires each status it gets to be documented for that operation.
+func TestOpenAPIListsWhatRoutesAnswer(t *testing.T) {
+	opts := baseOptions()
+	opts.TrustedHost, opts.AllowedHosts = true, []string{"127.0.0.1"}
+	opts.AdminToken = "secret"
+	h := newHarness(t, opts)
+	doc := fetchDoc(t, h)
+	auth := []string{"Authorization", "Bearer secret"}
+	params := regexp.MustCompile(`\{[^}]*\}`)
+	type provocation struct {
+		name    string
+		query   string
+		body    any
+		headers []string
+		want    int // the status this provocation must get; 0 when any documented one will do
+	}
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			method := strings.ToUpper(method)
+			url := params.ReplaceAllString(path, "x")
+			provocations := []provocation{
+				{name: "ordinary", headers: auth},
+				{name: "NUL in the query", query: "?q=%00", headers: auth, want: http.StatusBadRequest},
+				{name: "untrusted host", headers: append([]string{"Host", "evil.example"}, auth...), want: http.StatusBadRequest},
+			}
+			if method == http.MethodPost || method == http.MethodPut {
+				provocations = append(provocations,
+					provocation{name: "ordinary JSON body", body: `{}`, headers: auth},
+					provocation{name: "no token", body: `{}`, want: http.StatusUnauthorized},
+					provocation{name: "body over 1 MiB", body: strings.Repeat(" ", httpapi.MaxBodyBytes+1), headers: auth, want: http.StatusRequestEntityTooLarge},
+					provocation{name: "text body", body: `{}`, headers: append([]string{"Content-Type", "text/plain"}, auth...)},
+				)
+			}
+			for _, p := range provocations {
+				t.Run(method+" "+path+"/"+p.name, func(t *testing.T) {
+					r := h.do(method, url+p.query, p.body, p.headers...)
+					if p.want != 0 && r.status != p.want {
+						t.Errorf("status %d, want %d; body: %s", r.status, p.want, r.body)
+					}
+					if _, ok := op.Responses[strconv.Itoa(r.status)]; !ok {
+						t.Errorf("answered %d, which the document does not list (it lists %v); body: %s", r.status, slices.Sorted(maps.Keys(op.Responses)), r.body)
+					}
+				})
+			}
+		}
 	}
 }

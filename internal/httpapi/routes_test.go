@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/httpapi"
 	"github.com/orderd/orderd/internal/order"
 	"github.com/orderd/orderd/internal/order/cancel"
@@ -322,6 +324,13 @@ func TestMessageBroker(t *testing.T) {
 	})
 }
 
+// refusingPublisher is an EventPublisher whose every publish fails with err.
+type refusingPublisher struct{ err error }
+
+func (p refusingPublisher) Publish(context.Context, []byte, []byte, map[string]string) (int32, int64, error) {
+	return 0, 0, p.err
+}
+
 // kafkaPublisher is the EventPublisher over a real Kafka client.
 type kafkaPublisher struct {
 	cl    *kgo.Client
@@ -432,6 +441,14 @@ func TestPublishEvent(t *testing.T) {
 		}
 		// The id limit is 200 bytes, inclusive; data is the consumer's to judge.
 		expect(t, h.do("POST", "/api/v0/events", `{"id":"`+strings.Repeat("i", 200)+`","name":"Unknown","data":{}}`), http.StatusAccepted)
+	})
+	t.Run("a record the broker refuses for good is 422", func(t *testing.T) {
+		tooLarge := fault.AsPermanent("message_too_large", errors.New("MESSAGE_TOO_LARGE"))
+		h := newHarness(t, opts, func(d *httpapi.Deps) { d.Events = refusingPublisher{tooLarge} })
+		expectProblem(t, h.do("POST", "/api/v0/events", envelope), http.StatusUnprocessableEntity, "message_too_large")
+		if _, ok := fetchDoc(t, h).Paths["/api/v0/events"]["post"].Responses["422"]; !ok {
+			t.Error("POST /events does not document 422")
+		}
 	})
 	t.Run("no publisher is 503", func(t *testing.T) {
 		h := newHarness(t, baseOptions())
