@@ -67,7 +67,7 @@ func decodeData(raw json.RawMessage, dst interface{ OrderID() string }) error {
 	if id == "" {
 		return order.Reject(order.ReasonInvalid, "data.orderId is required")
 	}
-	if len(id) > 1024 {
+	if len(id) > order.MaxTextBytes {
 		return order.Reject(order.ReasonInvalid, "data.orderId is longer than 1 KiB")
 	}
 	return nil

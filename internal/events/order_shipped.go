@@ -22,9 +22,6 @@ func OrderShipped(uc *fulfil.UseCase) Processor {
 		if err != nil {
 			return "", err
 		}
-		if len(d.TrackingNumber) > 1024 {
-			return "", order.Reject(order.ReasonInvalid, "data.trackingNumber is longer than 1 KiB")
-		}
 		if _, err := uc.Run(ctx, tx, fulfil.Input{OrderID: d.ID, To: order.StatusShipped, TrackingNumber: d.TrackingNumber}); err != nil {
 			return "", err
 		}

@@ -189,22 +189,22 @@ type ReadyReport struct {
 // only the documentation of that format.
 type OrderCreatedData struct {
 	_              struct{}          `additionalProperties:"true"`
-	OrderID        string            `json:"orderId" maxLength:"1024" example:"12345"`
-	CustomerID     string            `json:"customerId" maxLength:"1024" example:"cust-789"`
-	CustomerName   string            `json:"customerName,omitempty" required:"false" maxLength:"1024"`
+	OrderID        string            `json:"orderId" maxLength:"1024" doc:"At most 1,024 bytes of UTF-8" example:"12345"`
+	CustomerID     string            `json:"customerId" maxLength:"1024" doc:"At most 1,024 bytes of UTF-8" example:"cust-789"`
+	CustomerName   string            `json:"customerName,omitempty" required:"false" maxLength:"1024" doc:"At most 1,024 bytes of UTF-8"`
 	TotalAmount    Amount            `json:"totalAmount" doc:"Sum of the items' totalPrice, with no more decimals than the currency allows"`
 	Currency       string            `json:"currency" doc:"ISO 4217 code" example:"INR"`
 	Status         string            `json:"status,omitempty" required:"false" enum:"CREATED,NEW,PENDING" doc:"CREATED or NEW become new, PENDING pending; default new"`
 	Items          []OrderCreatedRow `json:"items" minItems:"1" maxItems:"1000" nullable:"false"`
 	CreatedAt      *time.Time        `json:"createdAt,omitempty" required:"false" doc:"RFC 3339; defaults to the time of the request"`
-	ShippingRegion string            `json:"shippingRegion,omitempty" required:"false" maxLength:"1024"`
+	ShippingRegion string            `json:"shippingRegion,omitempty" required:"false" maxLength:"1024" doc:"At most 1,024 bytes of UTF-8"`
 	ShippingMethod string            `json:"shippingMethod,omitempty" required:"false" enum:"standard,express" doc:"Default standard"`
 }
 
 // OrderCreatedRow documents one item of OrderCreatedData.
 type OrderCreatedRow struct {
 	_          struct{} `additionalProperties:"true"`
-	ProductID  string   `json:"productId" maxLength:"1024" example:"prod-001"`
+	ProductID  string   `json:"productId" maxLength:"1024" doc:"At most 1,024 bytes of UTF-8" example:"prod-001"`
 	Quantity   int64    `json:"quantity" minimum:"1" example:"2"`
 	UnitPrice  Amount   `json:"unitPrice" doc:"Not negative"`
 	TotalPrice Amount   `json:"totalPrice" doc:"quantity × unitPrice"`
@@ -213,7 +213,7 @@ type OrderCreatedRow struct {
 // EventEnvelope documents the body of POST /events, the seed's envelope.
 type EventEnvelope struct {
 	_    struct{}       `additionalProperties:"true"`
-	ID   string         `json:"id" minLength:"1" maxLength:"200" doc:"Unique event id, the idempotency key" example:"550e8400-e29b-41d4-a716-446655440000"`
+	ID   string         `json:"id" minLength:"1" maxLength:"200" doc:"Unique event id, the idempotency key; at most 200 bytes of UTF-8" example:"550e8400-e29b-41d4-a716-446655440000"`
 	Name string         `json:"name" minLength:"1" doc:"Registered event name" example:"OrderCreated"`
 	Data map[string]any `json:"data" doc:"Event-specific payload; its orderId becomes the record key"`
 }

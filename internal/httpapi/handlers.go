@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/danielgtaylor/huma/v2"
+
 	"github.com/orderd/orderd/internal/delivery"
 	"github.com/orderd/orderd/internal/events"
 	"github.com/orderd/orderd/internal/order"
@@ -20,19 +22,45 @@ import (
 
 // Inputs and outputs of the operations. Huma reads the tags: path, query and
 // header parameters with their limits, and Body/RawBody for the request.
+//
+// A text is at most 1 KiB of UTF-8 (§2, order.MaxTextBytes). JSON Schema's
+// maxLength counts characters, so the tags' maxLength:"1024" is only an
+// upper bound; the Resolve methods count the bytes of parameters, the use
+// cases those of the bodies' texts.
 
 type orderPath struct {
-	ID string `path:"id" minLength:"1" maxLength:"1024" doc:"Order id"`
+	ID string `path:"id" minLength:"1" maxLength:"1024" doc:"Order id; at most 1,024 bytes of UTF-8"`
 }
 
+// Resolve refuses an id of more than order.MaxTextBytes bytes.
+func (p *orderPath) Resolve(huma.Context) []error { return checkTextBytes("path.id", p.ID) }
+
 type productPath struct {
-	ProductID string `path:"productId" minLength:"1" maxLength:"1024" doc:"Product id"`
+	ProductID string `path:"productId" minLength:"1" maxLength:"1024" doc:"Product id; at most 1,024 bytes of UTF-8"`
+}
+
+// Resolve refuses a product id of more than order.MaxTextBytes bytes.
+func (p *productPath) Resolve(huma.Context) []error {
+	return checkTextBytes("path.productId", p.ProductID)
 }
 
 type listInput struct {
 	Status string `query:"status" enum:"new,pending,processing,shipped,delivered,cancelled" doc:"Only orders in this status"`
 	Limit  int    `query:"limit" default:"50" minimum:"1" maximum:"500" doc:"Page size"`
-	Cursor string `query:"cursor" maxLength:"1024" doc:"next_cursor of the previous page"`
+	Cursor string `query:"cursor" maxLength:"1024" doc:"next_cursor of the previous page; at most 1,024 bytes of UTF-8"`
+}
+
+// Resolve refuses a cursor of more than order.MaxTextBytes bytes.
+func (in *listInput) Resolve(huma.Context) []error { return checkTextBytes("query.cursor", in.Cursor) }
+
+// checkTextBytes is the error of a parameter over order.MaxTextBytes bytes
+// (none when it is within them).
+func checkTextBytes(location, v string) []error {
+	if len(v) <= order.MaxTextBytes {
+		return nil
+	}
+	return []error{&huma.ErrorDetail{Location: location,
+		Message: fmt.Sprintf("is %d bytes, at most %d allowed", len(v), order.MaxTextBytes)}}
 }
 
 type rawInput struct {
@@ -40,24 +68,35 @@ type rawInput struct {
 }
 
 type cancelInput struct {
-	ID   string `path:"id" minLength:"1" maxLength:"1024" doc:"Order id"`
+	ID   string `path:"id" minLength:"1" maxLength:"1024" doc:"Order id; at most 1,024 bytes of UTF-8"`
 	Body *struct {
-		Reason string `json:"reason,omitempty" maxLength:"1024" doc:"Why; default \"Customer request\""`
+		Reason string `json:"reason,omitempty" maxLength:"1024" doc:"Why, at most 1,024 bytes of UTF-8; default \"Customer request\""`
 	}
 }
 
 type shipInput struct {
-	ID   string `path:"id" minLength:"1" maxLength:"1024" doc:"Order id"`
+	ID   string `path:"id" minLength:"1" maxLength:"1024" doc:"Order id; at most 1,024 bytes of UTF-8"`
 	Body *struct {
-		TrackingNumber string `json:"tracking_number,omitempty" maxLength:"1024" doc:"The carrier's tracking number"`
+		TrackingNumber string `json:"tracking_number,omitempty" maxLength:"1024" doc:"The carrier's tracking number, at most 1,024 bytes of UTF-8"`
 	}
 }
 
 type setStockInput struct {
-	ProductID string `path:"productId" minLength:"1" maxLength:"1024" doc:"Product id"`
+	ProductID string `path:"productId" minLength:"1" maxLength:"1024" doc:"Product id; at most 1,024 bytes of UTF-8"`
 	Body      struct {
 		Available int64 `json:"available" minimum:"0" maximum:"1000000000000000" doc:"Units available for new orders; with those reserved by orders, at most 10^15"`
 	}
+}
+
+// Resolve refuses an id of more than order.MaxTextBytes bytes.
+func (in *cancelInput) Resolve(huma.Context) []error { return checkTextBytes("path.id", in.ID) }
+
+// Resolve refuses an id of more than order.MaxTextBytes bytes.
+func (in *shipInput) Resolve(huma.Context) []error { return checkTextBytes("path.id", in.ID) }
+
+// Resolve refuses a product id of more than order.MaxTextBytes bytes.
+func (in *setStockInput) Resolve(huma.Context) []error {
+	return checkTextBytes("path.productId", in.ProductID)
 }
 
 type bodyOutput[T any] struct {

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"regexp"
@@ -186,6 +187,47 @@ func TestOpenAPISchemas(t *testing.T) {
 				t.Errorf("%s %s documents 422", method, path)
 			}
 		}
+	}
+}
+
+// TestOpenAPILengthsSayBytes: maxLength counts characters (JSON Schema),
+// the service bytes (§2), so every text with a maxLength says so in its
+// description.
+func TestOpenAPILengthsSayBytes(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	var doc any
+	if err := json.Unmarshal(expect(t, h.do("GET", "/apidocs", nil), http.StatusOK).body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	found := 0
+	// walk visits every object; a parameter's description sits beside its schema.
+	var walk func(path string, v any, outer string)
+	walk = func(path string, v any, outer string) {
+		switch v := v.(type) {
+		case map[string]any:
+			desc, _ := v["description"].(string)
+			if _, ok := v["maxLength"]; ok {
+				found++
+				if !strings.Contains(desc+" "+outer, "bytes of UTF-8") {
+					t.Errorf("%s has a maxLength but its description %q does not say the limit is in bytes", path, desc+outer)
+				}
+			}
+			for k, e := range v {
+				inner := ""
+				if k == "schema" {
+					inner = desc
+				}
+				walk(path+"/"+k, e, inner)
+			}
+		case []any:
+			for i, e := range v {
+				walk(fmt.Sprintf("%s/%d", path, i), e, "")
+			}
+		}
+	}
+	walk("", doc, "")
+	if found < 10 {
+		t.Errorf("found only %d texts with a maxLength", found)
 	}
 }
 

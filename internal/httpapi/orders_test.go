@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -83,6 +84,9 @@ func TestCreateOrder(t *testing.T) {
 	})
 }
 
+// euros342 is 342 characters of 3 bytes each: within 1,024 characters, over 1,024 bytes.
+var euros342 = strings.Repeat("€", 342)
+
 // TestBadInputIs400 checks that nothing a client sends makes a 500.
 func TestBadInputIs400(t *testing.T) {
 	h := newHarness(t, baseOptions())
@@ -117,6 +121,12 @@ func TestBadInputIs400(t *testing.T) {
 		{"list limit zero", "GET", "/api/v0/orders?limit=0", ``},
 		{"list limit not a number", "GET", "/api/v0/orders?limit=ten", ``},
 		{"id too long", "GET", "/api/v0/orders/" + strings.Repeat("x", 1025), ``},
+		// §2's 1 KiB is bytes: 342 "€" are 342 characters but 1,026 bytes.
+		{"id over 1 KiB of UTF-8", "GET", "/api/v0/orders/" + url.PathEscape(euros342), ``},
+		{"product id over 1 KiB of UTF-8", "PUT", "/api/v0/inventory/" + url.PathEscape(euros342), `{"available": 1}`},
+		{"cursor over 1 KiB of UTF-8", "GET", "/api/v0/orders?cursor=" + url.QueryEscape(euros342), ``},
+		{"cancel reason over 1 KiB of UTF-8", "POST", "/api/v0/orders/x-1/cancel", `{"reason":"` + euros342 + `"}`},
+		{"ship tracking over 1 KiB of UTF-8", "POST", "/api/v0/orders/x-1/ship", `{"tracking_number":"` + euros342 + `"}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -130,6 +140,13 @@ func TestBadInputIs400(t *testing.T) {
 			}
 		})
 	}
+	t.Run("1 KiB of UTF-8 is allowed", func(t *testing.T) {
+		reason := strings.Repeat("€", 341) + "x" // 1,024 bytes
+		r := expect(t, h.do("POST", "/api/v0/orders/x-1/cancel", `{"reason":"`+reason+`"}`), http.StatusOK)
+		if !strings.Contains(string(r.body), `"cancellation_reason":"`+reason+`"`) {
+			t.Errorf("cancel: %s", r.body)
+		}
+	})
 	t.Run("bad status lists the valid ones", func(t *testing.T) {
 		p := expectProblem(t, h.do("GET", "/api/v0/orders?status=lost", nil), http.StatusBadRequest, order.ReasonInvalid)
 		for _, s := range order.Statuses {

@@ -168,6 +168,11 @@ func SameContent(a, b *Order) bool {
 	return true
 }
 
+// MaxTextBytes bounds every text of an order or event — ids, names, a
+// cancellation reason, a tracking number — in bytes of UTF-8 (§2: strings
+// ≤ 1 KiB), not in characters: 1,024 "€" are 3,072 bytes.
+const MaxTextBytes = 1024
+
 // MaxUnits bounds a product's units, available and reserved together. Only
 // setting the stock adds units (reserving and releasing move them), so with
 // the bound kept there, no sum of units can overflow.

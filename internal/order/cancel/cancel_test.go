@@ -3,6 +3,7 @@ package cancel_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +110,39 @@ func TestCancelReleasesReservedStock(t *testing.T) {
 	}
 	if st.Get("o-1").Items[0].Reserved {
 		t.Error("item still marked reserved")
+	}
+}
+
+// TestCancelReasonLimit: a reason is at most 1 KiB of UTF-8 (§2), counted
+// in bytes, whether it comes from the HTTP API or an OrderCancelled event.
+func TestCancelReasonLimit(t *testing.T) {
+	tests := []struct {
+		name   string
+		reason string
+		ok     bool
+	}{
+		{"1,024 bytes", strings.Repeat("€", 341) + "x", true},
+		{"1,000 characters, 3,000 bytes", strings.Repeat("€", 1000), false},
+		{"1,025 bytes", strings.Repeat("x", 1025), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := ordertest.NewStore()
+			seed(st, order.StatusNew, nil, false)
+			_, err := run(t, st, &ordertest.Notifier{}, tt.reason)
+			if tt.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if order.ReasonOf(err) != order.ReasonInvalid {
+				t.Fatalf("err = %v, want invalid_data", err)
+			}
+			if st.Get("o-1").Status != order.StatusNew {
+				t.Error("status changed")
+			}
+		})
 	}
 }
 

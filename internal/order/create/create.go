@@ -24,7 +24,7 @@ import (
 
 // Limits on the data of one order (§2).
 const (
-	MaxStringBytes = 1024
+	MaxStringBytes = order.MaxTextBytes
 	MaxItems       = 1000
 )
 

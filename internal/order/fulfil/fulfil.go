@@ -4,6 +4,7 @@ package fulfil
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/orderd/orderd/internal/order"
@@ -43,6 +44,9 @@ func New() *UseCase { return &UseCase{Now: time.Now} }
 func (uc *UseCase) Run(ctx context.Context, tx Store, in Input) (Output, error) {
 	if in.To != order.StatusShipped && in.To != order.StatusDelivered {
 		return Output{}, order.Reject(order.ReasonInvalidTransition, "fulfilment moves orders to shipped or delivered, not "+string(in.To))
+	}
+	if len(in.TrackingNumber) > order.MaxTextBytes {
+		return Output{}, order.Reject(order.ReasonInvalid, fmt.Sprintf("tracking number is %d bytes, at most %d allowed", len(in.TrackingNumber), order.MaxTextBytes))
 	}
 	o, err := tx.Order(ctx, in.OrderID)
 	if err != nil {
