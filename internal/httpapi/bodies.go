@@ -194,11 +194,11 @@ type OrderCreatedData struct {
 	CustomerName   string            `json:"customerName,omitempty" required:"false" maxLength:"1024" doc:"At most 1,024 bytes of UTF-8"`
 	TotalAmount    Amount            `json:"totalAmount" doc:"Sum of the items' totalPrice, with no more decimals than the currency allows"`
 	Currency       string            `json:"currency" doc:"ISO 4217 code" example:"INR"`
-	Status         string            `json:"status,omitempty" required:"false" enum:"CREATED,NEW,PENDING" doc:"CREATED or NEW become new, PENDING pending; default new"`
+	Status         string            `json:"status,omitempty" required:"false" enum:"CREATED,NEW,PENDING" doc:"CREATED or NEW become new, PENDING pending; default new. Case is ignored (pending is PENDING)"`
 	Items          []OrderCreatedRow `json:"items" minItems:"1" maxItems:"1000" nullable:"false"`
 	CreatedAt      *time.Time        `json:"createdAt,omitempty" required:"false" doc:"RFC 3339; defaults to the time of the request"`
 	ShippingRegion string            `json:"shippingRegion,omitempty" required:"false" maxLength:"1024" doc:"At most 1,024 bytes of UTF-8"`
-	ShippingMethod string            `json:"shippingMethod,omitempty" required:"false" enum:"standard,express" doc:"Default standard"`
+	ShippingMethod string            `json:"shippingMethod,omitempty" required:"false" enum:"standard,express" doc:"Default standard. Case is ignored (EXPRESS is express)"`
 }
 
 // OrderCreatedRow documents one item of OrderCreatedData.

@@ -35,7 +35,9 @@ type openAPIDoc struct {
 	Components struct {
 		Schemas map[string]struct {
 			Properties map[string]struct {
-				Type any `json:"type"`
+				Type        any    `json:"type"`
+				Description string `json:"description"`
+				Enum        []any  `json:"enum"`
 			} `json:"properties"`
 		} `json:"schemas"`
 	} `json:"components"`
@@ -187,6 +189,31 @@ func TestOpenAPISchemas(t *testing.T) {
 				t.Errorf("%s %s documents 422", method, path)
 			}
 		}
+	}
+}
+
+// TestOpenAPIEnumsSayCaseIsIgnored: the order body's enums list one
+// spelling, the service takes any case; each such field says so, and takes
+// a value in another case than the listed ones.
+func TestOpenAPIEnumsSayCaseIsIgnored(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	doc := fetchDoc(t, h)
+	others := map[string]string{"status": `"pending"`, "shippingMethod": `"EXPRESS"`}
+	for name, p := range doc.Components.Schemas["OrderCreatedData"].Properties {
+		if len(p.Enum) == 0 {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			if !strings.Contains(strings.ToLower(p.Description), "case is ignored") {
+				t.Errorf("description %q does not say the case is ignored", p.Description)
+			}
+			v, ok := others[name]
+			if !ok {
+				t.Fatalf("no value in another case for %s (enum %v)", name, p.Enum)
+			}
+			body := strings.Replace(orderJSON("enum-"+name, "INR", "2", "75.00", "150.00", `"`+name+`":`+v), `"status":"CREATED",`, "", 1)
+			expect(t, h.do("POST", "/api/v0/orders", body), http.StatusCreated)
+		})
 	}
 }
 
