@@ -109,6 +109,10 @@ func (d *Data) Parse(now time.Time) (Input, error) {
 			return Input{}, err
 		}
 	}
+	// Checked here, or a missing currency reads as unknown currency "".
+	if err := requireString(field("currency"), d.Currency); err != nil {
+		return Input{}, err
+	}
 	cur, err := order.LookupCurrency(d.Currency)
 	if err != nil {
 		return Input{}, invalid("currency: %v", err)
