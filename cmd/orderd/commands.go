@@ -42,29 +42,34 @@ func version() string {
 	return v
 }
 
-// flags parses a subcommand's flags; --help prints its usage and returns errHelp.
+// flags parses a subcommand's flags; --help prints its usage to stdout and
+// returns errHelp, a bad flag prints the error and the usage to stderr.
 func flags(name, summary string, args []string, stdout, stderr io.Writer, define func(*flag.FlagSet)) error {
 	fs := flag.NewFlagSet("orderd "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	if define != nil {
 		define(fs)
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: orderd %s [flags]\n\n%s\n", name, summary)
+	usage := func(w io.Writer) {
+		fs.SetOutput(w) // PrintDefaults writes to the output
+		fmt.Fprintf(w, "Usage: orderd %s [flags]\n\n%s\n", name, summary)
 		var n int
 		fs.VisitAll(func(*flag.Flag) { n++ })
 		if n > 0 {
-			fmt.Fprintln(fs.Output(), "\nFlags:")
+			fmt.Fprintln(w, "\nFlags:")
 			fs.PrintDefaults()
 		}
-		fmt.Fprintln(fs.Output(), "\nConfiguration comes from the environment and .env; see .env.example.")
+		fmt.Fprintln(w, "\nConfiguration comes from the environment and .env; see .env.example.")
 	}
+	// Parse calls Usage for --help as for a bad flag, both on its output:
+	// the usage is printed here instead, once, where each case wants it.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			usage(stdout)
 			return errHelp
 		}
+		usage(stderr) // after the error Parse printed
 		return &usageError{err}
 	}
 	if fs.NArg() > 0 {

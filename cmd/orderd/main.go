@@ -25,10 +25,16 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdin, os.Stdout, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "orderd:", err)
+	os.Exit(exit(err, os.Stderr))
+}
+
+// exit reports err on stderr, unless it is errHelp (the usage asked for is
+// printed already), and returns the process's exit code.
+func exit(err error, stderr io.Writer) int {
+	if err != nil && !errors.Is(err, errHelp) {
+		fmt.Fprintln(stderr, "orderd:", err)
 	}
-	os.Exit(exitCode(err))
+	return exitCode(err)
 }
 
 // usageError is a bad command line or configuration: exit code 2.
