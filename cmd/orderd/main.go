@@ -89,6 +89,9 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 	case "produce":
 		return produce(ctx, args, getenv, stdin, stdout, stderr)
 	case "version":
+		if err := flags("version", "Print the version and exit.", args, stdout, stderr, nil); err != nil {
+			return err
+		}
 		fmt.Fprintln(stdout, "orderd", version())
 		return nil
 	case "help", "-h", "--help":
