@@ -20,10 +20,11 @@ if [[ "${1:-}" == fuzz ]]; then
 	# a duration, Go 1.26's fuzz coordinator can fail a target with a bare
 	# "context deadline exceeded" as the time runs out (golang/go#75804,
 	# fixed in Go 1.27). A budget given as argument ("30s", "500000x")
-	# applies to all four.
+	# applies to all five.
 	go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "${2:-60000x}" ./internal/events/
 	go test -run '^$' -fuzz '^FuzzCreateDecode$' -fuzztime "${2:-150000x}" ./internal/order/create/
 	go test -run '^$' -fuzz '^FuzzParsePlain$' -fuzztime "${2:-100000x}" ./internal/order/
+	go test -run '^$' -fuzz '^FuzzFixedPointMoney$' -fuzztime "${2:-150000x}" ./internal/order/
 	go test -run '^$' -fuzz '^FuzzHTTPBodies$' -fuzztime "${2:-20000x}" ./internal/httpapi/
 	exit 0
 fi
