@@ -201,10 +201,18 @@ func migrate(ctx context.Context, args []string, getenv func(string) (string, bo
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer st.Close()
-	if err := st.Migrate(ctx); err != nil {
+	n, err := st.MigrateCount(ctx)
+	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	fmt.Fprintf(stdout, "database schema is up to date (%s)\n", st.Dialect())
+	switch n {
+	case 0:
+		fmt.Fprintf(stdout, "database schema is up to date (%s)\n", st.Dialect())
+	case 1:
+		fmt.Fprintf(stdout, "applied 1 migration (%s); database schema is up to date\n", st.Dialect())
+	default:
+		fmt.Fprintf(stdout, "applied %d migrations (%s); database schema is up to date\n", n, st.Dialect())
+	}
 	return nil
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -61,5 +63,28 @@ func TestHelp(t *testing.T) {
 				t.Errorf("stderr = %q, want %q in it", stderr.String(), tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestMigrateSaysWhatItApplied: orderd migrate on a fresh database says how
+// many migrations it applied; run again, that the schema was up to date.
+func TestMigrateSaysWhatItApplied(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{
+		"DATABASE_URL": "sqlite://" + filepath.Join(dir, "orders.db"),
+		"LOG_FILE":     filepath.Join(dir, "error.log"),
+	}
+	getenv := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`^applied [2-9][0-9]* migrations \(sqlite\); database schema is up to date\n$`),
+		regexp.MustCompile(`^database schema is up to date \(sqlite\)\n$`),
+	} {
+		var stdout, stderr bytes.Buffer
+		if err := run(t.Context(), []string{"migrate"}, getenv, strings.NewReader(""), &stdout, &stderr); err != nil {
+			t.Fatalf("migrate: %v\n%s", err, stderr.String())
+		}
+		if !want.MatchString(stdout.String()) {
+			t.Errorf("migrate printed %q, want it to match %s", stdout.String(), want)
+		}
 	}
 }

@@ -22,18 +22,25 @@ var migrations embed.FS
 // On PostgreSQL concurrent migrators (several instances starting at once)
 // take turns on an advisory lock scoped to the current schema.
 func (s *Store) Migrate(ctx context.Context) error {
+	_, err := s.MigrateCount(ctx)
+	return err
+}
+
+// MigrateCount is Migrate, and reports how many migrations it applied: 0
+// when the schema was up to date.
+func (s *Store) MigrateCount(ctx context.Context) (applied int, err error) {
 	p, err := s.migrator(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	applied, err := p.Up(ctx)
+	results, err := p.Up(ctx)
 	if err != nil {
-		return classify(fmt.Errorf("migrate: %w", err))
+		return 0, classify(fmt.Errorf("migrate: %w", err))
 	}
-	if len(applied) > 0 {
+	if len(results) > 0 {
 		s.noteWrite()
 	}
-	return nil
+	return len(results), nil
 }
 
 // migrator is goose's provider for the store's dialect and schema.

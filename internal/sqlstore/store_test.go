@@ -168,6 +168,27 @@ func TestMigrateTwiceIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestMigrateCount: MigrateCount reports the migrations it applied, none on
+// a schema that is up to date.
+func TestMigrateCount(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := testContext(t)
+		if n, err := s.MigrateCount(ctx); err != nil || n != 0 {
+			t.Errorf("MigrateCount of a migrated store = %d, %v; want 0, nil", n, err)
+		}
+		if err := s.MigrateDownTo(ctx, 2); err != nil {
+			t.Fatalf("down to 2: %v", err)
+		}
+		if n, err := s.MigrateCount(ctx); err != nil || n != 2 {
+			t.Errorf("MigrateCount after going down to 2 of 4 = %d, %v; want 2, nil", n, err)
+		}
+		if n, err := s.MigrateCount(ctx); err != nil || n != 0 {
+			t.Errorf("MigrateCount again = %d, %v; want 0, nil", n, err)
+		}
+	})
+}
+
 // TestByteOrderKeysDownAndUp: after migrating, PostgreSQL compares the key
 // columns as bytes; migration 3 undone, they follow the database's locale
 // again, and migrated up once more they compare as bytes, with the data
