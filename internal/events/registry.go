@@ -68,7 +68,8 @@ type UseCases struct {
 }
 
 // DefaultRegistry registers one processor per event the service understands.
-// Adding an event type is one file with its processor and one line here.
+// Adding an event type is one file with its processor and two lines here:
+// the processor and its data's decoder (README: Adding an event processor).
 func DefaultRegistry(uc UseCases) *Registry {
 	r := NewRegistry()
 	r.Register("OrderCreated", OrderCreated(uc.Process))
