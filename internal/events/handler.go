@@ -214,6 +214,12 @@ func (h *Handler) applyOne(ctx context.Context, tx order.Tx, pr Prepared, meta *
 	if err != nil {
 		return err
 	}
+	if meta.Duplicate && prior.Name != ev.Name {
+		// Not a redelivery: another event under an id already used.
+		meta.Duplicate = false
+		return fault.AsPermanent(order.ReasonConflict, fmt.Errorf(
+			"event id %s is already recorded for a %s event; this %s event reuses it, so it is not applied", ev.ID, prior.Name, ev.Name))
+	}
 	if prior.Refused {
 		meta.Duplicate = false
 		return refusedBefore(prior.Refusal)

@@ -434,3 +434,32 @@ func TestEventOrderIDIsTheOneActedOn(t *testing.T) {
 		}
 	})
 }
+
+// TestEventIDReusedByAnotherEvent: an event whose id the inbox holds for an
+// event of another name is not a redelivery. It is refused as a conflict
+// (dead-lettered, with the reason), not acknowledged as a duplicate with
+// nothing done and nothing said; a true redelivery is still a duplicate, in
+// a batch as alone.
+func TestEventIDReusedByAnotherEvent(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, nil, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
+		ctx := context.Background()
+		if res, err := h.Handle(ctx, created("e1", "R", "plenty", 1)); err != nil || res != events.Applied {
+			t.Fatalf("R created: %v, %v", res, err)
+		}
+		_, err := h.Handle(ctx, cancelled("e1", "R"))
+		wantRefusal(t, "a cancellation under the creation's id", err, order.ReasonConflict)
+		if err != nil && !strings.Contains(err.Error(), "already recorded for a OrderCreated event") {
+			t.Errorf("conflict = %q, want it to name the event the id is recorded for", err)
+		}
+		metas := []*delivery.Meta{{}, {}}
+		n, errs, stop := h.HandleBatch(ctx, [][]byte{created("e1", "R", "plenty", 1), cancelled("e1", "R")}, metas)
+		if stop != nil || n != 2 || errs[0] != nil || !metas[0].Duplicate || metas[1].Duplicate {
+			t.Fatalf("batch of the redelivery and the reuse: n=%d errs=%v duplicate=%v/%v", n, errs, metas[0].Duplicate, metas[1].Duplicate)
+		}
+		wantRefusal(t, "the reuse in a batch", errs[1], order.ReasonConflict)
+		if r, _ := st.GetOrder(ctx, "R"); r == nil || r.Status != order.StatusProcessing {
+			t.Errorf("R = %+v, want processing: the cancellation under a reused id was not applied", r)
+		}
+	})
+}

@@ -238,6 +238,7 @@ type Keys struct {
 // redelivery of the event is refused again, the same way, even when later
 // events have changed the state it was judged on.
 type InboxEntry struct {
+	Name    string // the event's name, as recorded with its id
 	Refused bool
 	Refusal Refusal // when Refused
 }

@@ -156,7 +156,7 @@ func (t *tx) inboxWrites(ws []write, now any) []write {
 		if r.entry.Refused {
 			outcome = outcomeRefused
 		}
-		args = append(args, id, r.name, now, outcome, r.entry.Refusal.Reason, r.entry.Refusal.Detail)
+		args = append(args, id, r.entry.Name, now, outcome, r.entry.Refusal.Reason, r.entry.Refusal.Detail)
 	}
 	return append(ws, insertWrite(fmt.Sprintf("record %d events in the inbox", len(ids)),
 		`INSERT INTO processed_events (event_id, event_name, processed_at, outcome, reason, detail) `,

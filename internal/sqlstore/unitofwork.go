@@ -69,8 +69,7 @@ type stockRow struct {
 type inboxRow struct {
 	entry  order.InboxEntry
 	exists bool
-	added  bool   // recorded by this transaction: to be inserted
-	name   string // event name, when added
+	added  bool // recorded by this transaction: to be inserted
 }
 
 func newTx(s *Store, q execQuerier) *tx {
@@ -260,7 +259,7 @@ func (t *tx) forUpdate() string {
 // The reads of Preload and of the rows it did not keep; each ends in the
 // column its condition (see inChunks) applies to.
 const (
-	inboxQuery  = `SELECT event_id, outcome, reason, detail FROM processed_events WHERE event_id `
+	inboxQuery  = `SELECT event_id, event_name, outcome, reason, detail FROM processed_events WHERE event_id `
 	ordersQuery = `SELECT ` + orderColumns + ` FROM orders WHERE id `
 	itemsQuery  = `SELECT order_id, product_id, quantity, unit_price, total_price, reserved FROM order_items WHERE order_id `
 	stockQuery  = `SELECT product_id, available, reserved FROM stock WHERE product_id `
@@ -294,13 +293,13 @@ func (t *tx) loadInbox(ctx context.Context, ids []string) error {
 
 func (t *tx) scanInbox(rows rowIter) error {
 	for rows.Next() {
-		var id, outcome, reason, detail string
-		if err := rows.Scan(&id, &outcome, &reason, &detail); err != nil {
+		var id, name, outcome, reason, detail string
+		if err := rows.Scan(&id, &name, &outcome, &reason, &detail); err != nil {
 			return err
 		}
-		r := inboxRow{exists: true}
+		r := inboxRow{exists: true, entry: order.InboxEntry{Name: name}}
 		if outcome == outcomeRefused {
-			r.entry = order.InboxEntry{Refused: true, Refusal: order.Refusal{Reason: reason, Detail: detail}}
+			r.entry.Refused, r.entry.Refusal = true, order.Refusal{Reason: reason, Detail: detail}
 		}
 		t.inbox[id] = r
 	}
@@ -535,7 +534,8 @@ func (t *tx) mark(ctx context.Context, eventID, eventName string, e order.InboxE
 	if r.exists {
 		return false, nil
 	}
-	set(t, t.inbox, eventID, inboxRow{entry: e, exists: true, added: true, name: eventName})
+	e.Name = eventName
+	set(t, t.inbox, eventID, inboxRow{entry: e, exists: true, added: true})
 	return true, nil
 }
 

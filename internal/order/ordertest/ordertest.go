@@ -142,19 +142,19 @@ func (t *tx) Release(_ context.Context, productID string, qty int64) error {
 	return nil
 }
 
-func (t *tx) MarkProcessed(_ context.Context, eventID, _ string) (bool, error) {
+func (t *tx) MarkProcessed(_ context.Context, eventID, eventName string) (bool, error) {
 	if _, ok := t.events[eventID]; ok {
 		return false, nil
 	}
-	t.events[eventID] = order.InboxEntry{}
+	t.events[eventID] = order.InboxEntry{Name: eventName}
 	return true, nil
 }
 
-func (t *tx) MarkRefused(_ context.Context, eventID, _ string, r order.Refusal) (bool, error) {
+func (t *tx) MarkRefused(_ context.Context, eventID, eventName string, r order.Refusal) (bool, error) {
 	if _, ok := t.events[eventID]; ok {
 		return false, nil
 	}
-	t.events[eventID] = order.InboxEntry{Refused: true, Refusal: r}
+	t.events[eventID] = order.InboxEntry{Name: eventName, Refused: true, Refusal: r}
 	return true, nil
 }
 
