@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"sync"
@@ -27,7 +28,13 @@ func (a *App) newBreakers(opts Options) {
 	onChange := func(name string, from, to breaker.State) {
 		switch to {
 		case breaker.Open:
-			a.logger.Warn("circuit breaker open: failing fast and pausing consumption",
+			// An outage beginning is an error (LOG_FILE holds it); a probe
+			// that finds it still there is a warning.
+			level := slog.LevelError
+			if from == breaker.HalfOpen {
+				level = slog.LevelWarn
+			}
+			a.logger.Log(context.Background(), level, "circuit breaker open: failing fast and pausing consumption",
 				"breaker", name, "from", from.String(), "probe_in", a.breakerOpenFor)
 		case breaker.HalfOpen:
 			a.logger.Info("circuit breaker half-open: probing", "breaker", name)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -524,6 +525,9 @@ func TestDatabaseBreakerOpensPausesAndCloses(t *testing.T) {
 	}
 	waitMetric(t, in, "orders_circuit_breaker_state", map[string]string{"name": "database"}, 2)
 	waitMetric(t, in, "orders_consumer_fetch_paused", nil, 1)
+	if b, err := os.ReadFile(in.Config.LogFile); err != nil || !strings.Contains(string(b), "circuit breaker open") {
+		t.Errorf("LOG_FILE (%v) holds %q; want the outage's start, the breaker opening, there", err, b)
+	}
 	if got, _ := sum(scrape(t, in), "orders_events_total", map[string]string{"outcome": "retried"}); got < 3 {
 		t.Errorf("retried calls = %v, want at least the 3 that opened the breaker", got)
 	}
