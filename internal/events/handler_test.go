@@ -463,3 +463,34 @@ func TestEventIDReusedByAnotherEvent(t *testing.T) {
 		}
 	})
 }
+
+// TestOrderCreatedAgainWithAnotherStatus: the status an OrderCreated gives
+// (NEW → new, PENDING → pending) is part of its content. A second creation
+// of the order that differs only there is a conflict, even after the order
+// moved on to processing; with the same status it is the same order (which,
+// processing, ProcessOrder then refuses as invalid_status, §3).
+func TestOrderCreatedAgainWithAnotherStatus(t *testing.T) {
+	t.Parallel()
+	withStatus := func(eventID, status string) []byte {
+		return fmt.Appendf(nil, `{"id":%q,"name":"OrderCreated","data":{"orderId":"S","customerId":"c-1","status":%q,"totalAmount":10.00,"currency":"USD","items":[{"productId":"p","quantity":1,"unitPrice":10.00,"totalPrice":10.00}]}}`,
+			eventID, status)
+	}
+	eachDialect(t, nil, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
+		ctx := context.Background()
+		if res, err := h.Handle(ctx, withStatus("s-1", "PENDING")); err != nil || res != events.Applied {
+			t.Fatalf("S created pending: %v, %v", res, err)
+		}
+		_, err := h.Handle(ctx, withStatus("s-2", "NEW"))
+		wantRefusal(t, "S created again as new", err, order.ReasonConflict)
+		// The same order, already processing: ProcessOrder refuses it.
+		_, err = h.Handle(ctx, withStatus("s-3", "pending"))
+		wantRefusal(t, "S created again as pending", err, order.ReasonInvalidStatus)
+		s, err := st.GetOrder(ctx, "S")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.InitialStatus != order.StatusPending || s.Status != order.StatusProcessing {
+			t.Errorf("S: initial status %q, status %q; want pending, processing", s.InitialStatus, s.Status)
+		}
+	})
+}

@@ -81,6 +81,7 @@ type Order struct {
 	CustomerID         string
 	CustomerName       string
 	Status             Status
+	InitialStatus      Status // new or pending, as created; "" when not known (stored before it was kept)
 	Currency           Currency
 	TotalAmount        int64
 	Items              []Item
@@ -155,6 +156,7 @@ func (o *Order) MoveTo(to Status, now time.Time) error {
 func SameContent(a, b *Order) bool {
 	if a.ID != b.ID || a.CustomerID != b.CustomerID || a.CustomerName != b.CustomerName ||
 		a.Currency != b.Currency || a.TotalAmount != b.TotalAmount ||
+		(a.InitialStatus != b.InitialStatus && a.InitialStatus != "" && b.InitialStatus != "") ||
 		a.ShippingRegion != b.ShippingRegion || a.ShippingMethod != b.ShippingMethod ||
 		!a.CreatedAt.Equal(b.CreatedAt) || len(a.Items) != len(b.Items) {
 		return false

@@ -21,7 +21,7 @@ import (
 var (
 	inboxTypes = []string{"TEXT", "TEXT", "TIMESTAMPTZ", "TEXT", "TEXT", "TEXT"}
 	orderTypes = []string{"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT",
-		"BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TIMESTAMPTZ", "TIMESTAMPTZ"}
+		"BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TIMESTAMPTZ", "TIMESTAMPTZ", "TEXT"}
 	itemTypes   = []string{"TEXT", "INTEGER", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BOOLEAN"}
 	orderUpdate = []string{"TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TIMESTAMPTZ"}
 	itemUpdate  = []string{"TEXT", "INTEGER", "BOOLEAN"}
@@ -174,7 +174,7 @@ func (t *tx) orderWrites(ws []write) []write {
 			args = append(args, o.ID, o.CustomerID, o.CustomerName, string(o.Status), o.Currency.Code, o.TotalAmount,
 				o.ShippingRegion, string(o.ShippingMethod), nullable(o.ShippingCost), nullable(o.Discount),
 				nullable(o.FinalTotal), nullable(o.RefundAmount), o.CancellationReason, o.TrackingNumber,
-				t.s.timeArg(o.CreatedAt), t.s.timeArg(o.UpdatedAt))
+				t.s.timeArg(o.CreatedAt), t.s.timeArg(o.UpdatedAt), string(o.InitialStatus))
 			for i, it := range o.Items {
 				items = append(items, o.ID, i+1, it.ProductID, it.Quantity, it.UnitPrice, it.TotalPrice, it.Reserved)
 			}

@@ -59,7 +59,7 @@ type querier interface {
 
 const orderColumns = `id, customer_id, customer_name, status, currency, total_amount,
 	shipping_region, shipping_method, shipping_cost, discount, final_total, refund_amount,
-	cancellation_reason, tracking_number, created_at, updated_at`
+	cancellation_reason, tracking_number, created_at, updated_at, initial_status`
 
 // sqliteTimeLayout is fixed-width so that stored times sort as text in time order.
 const sqliteTimeLayout = "2006-01-02T15:04:05.000000Z"
@@ -140,12 +140,13 @@ func scanOrder(row rowScanner) (*order.Order, error) {
 	var (
 		o                             order.Order
 		status, currency, method      string
+		initial                       string
 		ship, discount, final, refund sql.Null[int64]
 		created, updated              timeValue
 	)
 	err := row.Scan(&o.ID, &o.CustomerID, &o.CustomerName, &status, &currency, &o.TotalAmount,
 		&o.ShippingRegion, &method, &ship, &discount, &final, &refund,
-		&o.CancellationReason, &o.TrackingNumber, &created, &updated)
+		&o.CancellationReason, &o.TrackingNumber, &created, &updated, &initial)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +154,7 @@ func scanOrder(row rowScanner) (*order.Order, error) {
 	if err != nil {
 		return nil, fmt.Errorf("order %s: stored currency: %w", o.ID, err)
 	}
-	o.Status, o.Currency, o.ShippingMethod = order.Status(status), cur, order.ShippingMethod(method)
+	o.Status, o.InitialStatus, o.Currency, o.ShippingMethod = order.Status(status), order.Status(initial), cur, order.ShippingMethod(method)
 	o.ShippingCost, o.Discount, o.FinalTotal, o.RefundAmount = pointer(ship), pointer(discount), pointer(final), pointer(refund)
 	o.CreatedAt, o.UpdatedAt = created.t, updated.t
 	return &o, nil

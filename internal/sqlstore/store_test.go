@@ -180,8 +180,8 @@ func TestMigrateCount(t *testing.T) {
 		if err := s.MigrateDownTo(ctx, 2); err != nil {
 			t.Fatalf("down to 2: %v", err)
 		}
-		if n, err := s.MigrateCount(ctx); err != nil || n != 2 {
-			t.Errorf("MigrateCount after going down to 2 of 4 = %d, %v; want 2, nil", n, err)
+		if n, err := s.MigrateCount(ctx); err != nil || n != 3 {
+			t.Errorf("MigrateCount after going down to 2 of 5 = %d, %v; want 3, nil", n, err)
 		}
 		if n, err := s.MigrateCount(ctx); err != nil || n != 0 {
 			t.Errorf("MigrateCount again = %d, %v; want 0, nil", n, err)

@@ -193,6 +193,7 @@ func (d *Data) Parse(now time.Time) (Input, error) {
 		CustomerID:     d.CustomerID,
 		CustomerName:   d.CustomerName,
 		Status:         status,
+		InitialStatus:  status,
 		Currency:       cur,
 		TotalAmount:    total,
 		Items:          items,
