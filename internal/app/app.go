@@ -42,6 +42,8 @@ type App struct {
 	admin    *kafka.Admin // consumer lag
 	handler  *events.Handler
 	combine  *combiner[events.Prepared]
+	// eventNames are the registered events, which POST /events publishes.
+	eventNames []string
 
 	metrics        *metrics.Metrics
 	lagInterval    time.Duration
@@ -185,7 +187,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		spill = postgresSpill
 	}
 	a.combine = newCombiner(a.handler.Apply, maxCombined, spill)
-	a.newMetrics(registry.Names())
+	a.eventNames = registry.Names()
+	a.newMetrics(a.eventNames)
 	a.store.ObserveTransactions(a.metrics.Transaction)
 	a.lagInterval = opts.LagInterval
 	if a.lagInterval <= 0 {

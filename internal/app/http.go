@@ -38,6 +38,7 @@ func (a *App) httpHandler(uc events.UseCases, version string) http.Handler {
 		HTTPSRedirect:   cfg.MiddlewareHTTPSRedirect,
 		AdminToken:      cfg.AdminToken,
 		EventsTopic:     cfg.KafkaTopics[0],
+		EventNames:      a.eventNames,
 	}, httpapi.Deps{
 		Tx:      readyStore{a},
 		Orders:  readyStore{a},

@@ -251,3 +251,19 @@ func TestStalledRequestBodyTimesOut(t *testing.T) {
 		t.Errorf("stalled body: %d %s %s; want 408 problem+json, reason timeout", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 }
+
+// TestPublishRefusesUnregisteredEvents: the app hands its registry's names
+// to POST /events, which refuses an event the consumer would only
+// dead-letter.
+func TestPublishRefusesUnregisteredEvents(t *testing.T) {
+	in := apptest.Start(t, apptest.Options{})
+	resp, err := http.Post(in.API+"/events", "application/json", strings.NewReader(`{"id":"e-1","name":"OrderReturned","data":{"orderId":"o-1"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "OrderCreated") {
+		t.Errorf("POST /events of an unregistered event: %d %s; want 400 naming the registered events", resp.StatusCode, body)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -335,9 +336,9 @@ func normalStatus(st ConsumerStatus) ConsumerStatus {
 // maxEventIDBytes is the envelope id limit (§2).
 const maxEventIDBytes = 200
 
-func publishEvent(d Deps, topic string) func(context.Context, *rawInput) (*statusOutput[Published], error) {
+func publishEvent(d Deps, topic string, names []string) func(context.Context, *rawInput) (*statusOutput[Published], error) {
 	return func(ctx context.Context, in *rawInput) (*statusOutput[Published], error) {
-		key, err := checkEnvelope(in.RawBody)
+		key, err := checkEnvelope(in.RawBody, names)
 		if err != nil {
 			return nil, fail(ctx, err)
 		}
@@ -370,11 +371,11 @@ func checkJSONObject(raw []byte) error {
 }
 
 // checkEnvelope checks the shape of an event envelope — an object with a
-// non-empty string id of at most 200 bytes, a non-empty string name and an
-// object data — and returns the record key: the order data names, as events.Envelope.OrderID
-// reads it (nil without one).
-// The data itself is the consumer's to judge.
-func checkEnvelope(raw []byte) ([]byte, error) {
+// non-empty string id of at most 200 bytes, a name among names (any
+// non-empty string when names is empty) and an object data — and returns the
+// record key: the order data names, as events.Envelope.OrderID reads it (nil
+// without one). The data itself is the consumer's to judge.
+func checkEnvelope(raw []byte, names []string) ([]byte, error) {
 	if err := checkJSONObject(raw); err != nil {
 		return nil, err
 	}
@@ -391,6 +392,10 @@ func checkEnvelope(raw []byte) ([]byte, error) {
 	}
 	if err := json.Unmarshal(env["name"], &name); err != nil || env["name"] == nil || strings.TrimSpace(name) == "" {
 		return nil, invalidBody("envelope: name must be a non-empty string")
+	}
+	if len(names) > 0 && !slices.Contains(names, name) {
+		// The consumer would only dead-letter it.
+		return nil, invalidBody("envelope: name %q is not a registered event (%s)", name, strings.Join(names, ", "))
 	}
 	// The envelope parsed, so data is valid JSON: an object if it opens as one.
 	if t := bytes.TrimSpace(env["data"]); len(t) == 0 || t[0] != '{' {

@@ -91,7 +91,7 @@ func (s *Server) routes() {
 	events := register(s, huma.Operation{OperationID: "publish-event", Method: http.MethodPost, Path: p + "/events",
 		Summary:     "Publish an event to the input topic",
 		Description: "The body, an envelope {id, name, data}, is published byte for byte with key data.orderId and the request's correlation id as the correlation_id header. The consumer checks the data. 422 when the broker refuses the record for good (message_too_large, invalid_record).",
-		Tags:        []string{tagEvents}, DefaultStatus: http.StatusAccepted, Errors: []int{422, 503}}, publishEvent(d, s.opts.EventsTopic))
+		Tags:        []string{tagEvents}, DefaultStatus: http.StatusAccepted, Errors: []int{422, 503}}, publishEvent(d, s.opts.EventsTopic, s.opts.EventNames))
 	documentBody(s, events, reflect.TypeFor[EventEnvelope]())
 
 	// Outside the OpenAPI document: the document itself, the docs, metrics.

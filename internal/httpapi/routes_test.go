@@ -442,6 +442,16 @@ func TestPublishEvent(t *testing.T) {
 		// The id limit is 200 bytes, inclusive; data is the consumer's to judge.
 		expect(t, h.do("POST", "/api/v0/events", `{"id":"`+strings.Repeat("i", 200)+`","name":"Unknown","data":{}}`), http.StatusAccepted)
 	})
+	t.Run("with the registered events named, others are 400", func(t *testing.T) {
+		opts := opts
+		opts.EventNames = []string{"OrderCancelled", "OrderCreated"}
+		h := newHarness(t, opts, func(d *httpapi.Deps) { d.Events = kafkaPublisher{cl: producer, topic: topic} })
+		p := expectProblem(t, h.do("POST", "/api/v0/events", `{"id":"e","name":"Nope","data":{}}`), http.StatusBadRequest, order.ReasonInvalid)
+		if d, _ := p["detail"].(string); !strings.Contains(d, `"Nope" is not a registered event (OrderCancelled, OrderCreated)`) {
+			t.Errorf("detail %q, want it to name the event and the registered ones", p["detail"])
+		}
+		expect(t, h.do("POST", "/api/v0/events", envelope), http.StatusAccepted)
+	})
 	t.Run("a record the broker refuses for good is 422", func(t *testing.T) {
 		tooLarge := fault.AsPermanent("message_too_large", errors.New("MESSAGE_TOO_LARGE"))
 		h := newHarness(t, opts, func(d *httpapi.Deps) { d.Events = refusingPublisher{tooLarge} })

@@ -65,6 +65,9 @@ type Options struct {
 	// EventsTopic is the topic POST /events publishes to, reported back in
 	// the response; empty leaves it out.
 	EventsTopic string
+	// EventNames are the registered events: POST /events refuses others
+	// (400). Empty: any name is published.
+	EventNames []string
 }
 
 // OrderReader is what the read-only routes and PUT /inventory need from the
