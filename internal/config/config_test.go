@@ -364,6 +364,12 @@ func TestBadValues(t *testing.T) {
 		{"EMBEDDED_KAFKA_ADDR", "127.0.0.1", "want host:port"},
 		{"KAFKA_PARTITIONS", "0", "want a whole number of at least 1"},
 		{"BACKEND_ALLOWED_HOSTS", "[]", "want at least 1 entry"},
+		{"BACKEND_ALLOWED_HOSTS", "example.com,bad host!", "want each entry *, *.example.com, a host name or an IP address, without a port"},
+		{"BACKEND_ALLOWED_HOSTS", "localhost:8000", "without a port"},
+		{"BACKEND_ALLOWED_HOSTS", "*.-bad.com", "without a port"},
+		{"APP_HOST", "999.1.1.1", "want an IP address such as 127.0.0.1"},
+		{"APP_HOST", "my host", "want an IP address such as 127.0.0.1"},
+		{"APP_HOST", "127.0.0.1:8000", "want an IP address such as 127.0.0.1"},
 		{"BACKEND_CORS_METHODS", "[GET]", "want a JSON array of strings"},
 		{"DATABASE_URL", "mysql://localhost/db", "want sqlite://path/to/file.db or postgres://"},
 		{"DATABASE_URL", "sqlite://", "the sqlite path is empty"},
@@ -416,6 +422,21 @@ func TestBadValues(t *testing.T) {
 				t.Errorf("Error() %q does not contain %q", err, msg)
 			}
 		})
+	}
+}
+
+// TestHosts: the hosts APP_HOST and BACKEND_ALLOWED_HOSTS take.
+func TestHosts(t *testing.T) {
+	for _, h := range []string{"0.0.0.0", "::", "::1", "localhost", "orders_api", "my-host.example.com", "example.com."} {
+		c, err := Load(env{"APP_HOST": h}.getenv, "")
+		if err != nil || c.AppHost != h {
+			t.Errorf("APP_HOST=%q: %v, %q", h, err, c.AppHost)
+		}
+	}
+	allowed := `["*","*.example.com","[::1]","::1","10.0.0.1","api.example.com"]`
+	c, err := Load(env{"BACKEND_ALLOWED_HOSTS": allowed}.getenv, "")
+	if err != nil || len(c.AllowedHosts) != 6 {
+		t.Errorf("BACKEND_ALLOWED_HOSTS=%s: %v, %q", allowed, err, c.AllowedHosts)
 	}
 }
 

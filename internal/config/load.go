@@ -46,7 +46,7 @@ func (l *loader) load() Config {
 
 	c.ProductionEnv = l.boolean("PRODUCTION_ENV")
 	c.AppName = l.str("APP_NAME")
-	c.AppHost = l.str("APP_HOST")
+	c.AppHost = l.host("APP_HOST")
 	c.AppPort = l.integer("APP_PORT", 0, 65535)
 	c.AppReload = l.boolean("APP_RELOAD")
 	c.APIV1Str = l.urlPath("API_V1_STR")
@@ -72,7 +72,7 @@ func (l *loader) load() Config {
 	c.CORSCredentials = l.boolean("BACKEND_CORS_CREDENTIALS")
 	c.CORSMethods = l.list("BACKEND_CORS_METHODS", 0)
 	c.CORSHeaders = l.list("BACKEND_CORS_HEADERS", 0)
-	c.AllowedHosts = l.list("BACKEND_ALLOWED_HOSTS", 1)
+	c.AllowedHosts = l.hostPatterns("BACKEND_ALLOWED_HOSTS")
 
 	c.DatabaseURL = l.databaseURL("DATABASE_URL")
 
@@ -291,6 +291,56 @@ func (l *loader) brokers(name string) string {
 		}
 	}
 	return strings.Join(splitBrokers(s), ",")
+}
+
+// host reads a host to listen on: an IP address or a host name.
+func (l *loader) host(name string) string {
+	s, v := l.raw(name)
+	if !validHost(s) {
+		l.bad(v, s, "want an IP address such as 127.0.0.1 or 0.0.0.0, or a host name such as localhost")
+		return ""
+	}
+	return s
+}
+
+// hostPatterns reads trusted Host header values: *, *.example.com, a host
+// name or an IP address ([::1] or ::1). A port or any other character would
+// never match a request's host, which is compared without its port.
+func (l *loader) hostPatterns(name string) []string {
+	items := l.list(name, 1)
+	for _, it := range items {
+		h := strings.TrimPrefix(it, "*.")
+		if it != "*" && !validHost(strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")) {
+			s, v := l.raw(name)
+			l.bad(v, s, "entry %q: want each entry *, *.example.com, a host name or an IP address, without a port", it)
+			return nil
+		}
+	}
+	return items
+}
+
+// validHost reports whether s is an IP address or a host name: dot-separated
+// labels of letters, digits, hyphens and underscores (as container names
+// have), none over 63 bytes or starting or ending with a hyphen, and not all
+// digits and dots unless it is an IPv4 address.
+func validHost(s string) bool {
+	if net.ParseIP(s) != nil {
+		return true
+	}
+	if s == "" || len(s) > 253 || strings.Trim(s, "0123456789.") == "" {
+		return false
+	}
+	for label := range strings.SplitSeq(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (l *loader) listenAddr(name string) string {
