@@ -157,7 +157,7 @@ func newFulfilResult(out fulfil.Output) FulfilResult {
 type Stock struct {
 	ProductID string `json:"product_id"`
 	Available int64  `json:"available" doc:"Units that can still be reserved"`
-	Reserved  int64  `json:"reserved" doc:"Units reserved by processing orders"`
+	Reserved  int64  `json:"reserved" doc:"Units reserved by orders processed and not cancelled: shipped and delivered orders keep theirs; only a cancellation releases them"`
 }
 
 func newStock(s order.Stock) Stock {
