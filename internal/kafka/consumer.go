@@ -994,9 +994,9 @@ func (w *worker) run() {
 				return
 			}
 		}
-		first := 1
+		first, correlation := 1, ""
 		if c.batch != nil {
-			n, tried, ok := w.processBatch(pending)
+			n, corr, tried, ok := w.processBatch(pending)
 			if !ok {
 				return
 			}
@@ -1006,10 +1006,11 @@ func (w *worker) run() {
 			if tried {
 				first = 2 // the batch was the record's first attempt
 			}
+			correlation = corr
 		}
 		rec := pending[0]
 		pending = pending[1:]
-		if !w.process(rec, first) {
+		if !w.process(rec, first, correlation) {
 			return
 		}
 		w.finish(rec)
@@ -1033,10 +1034,11 @@ func (w *worker) finish(rec *kgo.Record) {
 // finished: handled ones are counted and logged, refused ones written to the
 // DLQ; the record it stopped at is reported as a failed first attempt,
 // unless the batch was not reached (ErrNotReached). It returns how many
-// records are finished, whether the next one had its first attempt in the
-// batch, and false if the worker was told to stop while a DLQ write was
-// pending (that record is unfinished).
-func (w *worker) processBatch(recs []*kgo.Record) (n int, tried, ok bool) {
+// records are finished, the correlation id the next one was given (it keeps
+// it for its further attempts), whether the next one had its first attempt
+// in the batch, and false if the worker was told to stop while a DLQ write
+// was pending (that record is unfinished).
+func (w *worker) processBatch(recs []*kgo.Record) (n int, correlation string, tried, ok bool) {
 	c := w.s.c
 	metas := make([]*delivery.Meta, len(recs))
 	for i, rec := range recs {
@@ -1062,15 +1064,15 @@ func (w *worker) processBatch(recs []*kgo.Record) (n int, tried, ok bool) {
 		if out.Kind != fault.Permanent {
 			// Not the BatchHandler's to report: the Handler takes it.
 			w.batchStopped(recs[i], metas[i], err, took)
-			return i, true, true
+			return i, meta.CorrelationID, true, true
 		}
 		if !w.deadLetter(ctx, rec, meta, out, c.errorKind(out)) {
-			return i, false, false
+			return i, "", false, false
 		}
 		w.finish(rec)
 	}
 	if n == len(recs) {
-		return n, false, true
+		return n, "", false, true
 	}
 	if errors.Is(stop, ErrNotReached) {
 		// Another batch's failure, reported by its own worker: this record
@@ -1078,13 +1080,13 @@ func (w *worker) processBatch(recs []*kgo.Record) (n int, tried, ok bool) {
 		ctx := delivery.WithMeta(w.ctx, metas[n])
 		c.logger.LogAttrs(ctx, slog.LevelDebug, "record not reached in a merged transaction; trying it alone",
 			recordAttrs(recs[n], metas[n], slog.String("error", stop.Error()))...)
-		return n, false, true
+		return n, metas[n].CorrelationID, false, true
 	}
 	if stop == nil {
 		stop = errors.New("batch handler stopped without an error")
 	}
 	w.batchStopped(recs[n], metas[n], stop, took)
-	return n, true, true
+	return n, metas[n].CorrelationID, true, true
 }
 
 // batchStopped reports the failed batch attempt of rec, which the Handler
@@ -1144,12 +1146,16 @@ func recordAttrs(rec *kgo.Record, meta *delivery.Meta, extra ...slog.Attr) []slo
 }
 
 // process hands rec to the handler until it is finished: handled, or
-// acknowledged on the DLQ; first is the number of its first attempt here. It
+// acknowledged on the DLQ; first is the number of its first attempt here,
+// and correlation the id a batch attempt gave it ("": take the record's). It
 // returns false if the worker was told to stop first; rec is then unfinished
 // and must not be committed.
-func (w *worker) process(rec *kgo.Record, first int) bool {
+func (w *worker) process(rec *kgo.Record, first int, correlation string) bool {
 	c := w.s.c
-	meta := &delivery.Meta{CorrelationID: correlationID(rec)}
+	if correlation == "" {
+		correlation = correlationID(rec)
+	}
+	meta := &delivery.Meta{CorrelationID: correlation}
 	ctx := delivery.WithMeta(w.ctx, meta)
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "record received", recordAttrs(rec, meta, slog.Int("bytes", len(rec.Value)))...)
 

@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -1067,5 +1068,74 @@ func TestConsumerBatches(t *testing.T) {
 	defer b.mu.Unlock()
 	if len(b.sizes) < 2 || slices.Max(b.sizes) < 2 || slices.Max(b.sizes) > 64 {
 		t.Errorf("batch sizes %v, want batches of 2..64 records", b.sizes)
+	}
+}
+
+// TestConsumerCorrelationIDPerRecord: a record without a correlation_id
+// header is given one id, which every log line about it, every attempt
+// (the batch's and the handler's) and its DLQ copy carry.
+func TestConsumerCorrelationIDPerRecord(t *testing.T) {
+	kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
+	values := []string{"ok|0", "transient-1|1", "flaky|2", "permanent|3"}
+	for _, v := range values {
+		kc.Produce(&kgo.Record{Topic: ctTopic, Partition: 0, Value: []byte(v)})
+	}
+	var logs syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	rec := newRecorder()
+	c, err := kafka.NewConsumer(ctConfig(kc), rec.handler("single"), logger,
+		kafka.WithBatchHandler((&ctBatcher{rec: rec}).handle, 64))
+	if err != nil {
+		t.Fatalf("NewConsumer: %v", err)
+	}
+	stop := ctRun(t, c)
+	kafkatest.Eventually(t, 30*time.Second, func() bool { return kc.Committed(ctGroup, ctTopic)[0] == int64(len(values)) },
+		"offsets committed to the end (have %v)", kc.Committed(ctGroup, ctTopic))
+	stop()
+
+	ids := map[int64]map[string][]string{} // offset → correlation id → where it was seen
+	see := func(offset int64, id, where string) {
+		if ids[offset] == nil {
+			ids[offset] = map[string][]string{}
+		}
+		ids[offset][id] = append(ids[offset][id], where)
+	}
+	for line := range strings.Lines(logs.String()) {
+		var r struct {
+			Msg           string `json:"msg"`
+			Offset        *int64 `json:"offset"`
+			CorrelationID string `json:"correlation_id"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if r.Offset != nil {
+			see(*r.Offset, r.CorrelationID, "log: "+r.Msg)
+		}
+	}
+	calls, _ := rec.snapshot()
+	for _, call := range calls {
+		see(call.offset, call.meta.CorrelationID, fmt.Sprintf("handler (%s) attempt %d", call.consumer, call.meta.Attempt))
+	}
+	dlq := kc.ReadAll(ctDLQ, 2, 10*time.Second)
+	if len(dlq) != 2 {
+		t.Fatalf("DLQ has %d records, want 2", len(dlq))
+	}
+	for _, d := range dlq {
+		off, _ := strconv.ParseInt(header(d, kafka.HeaderOriginalOffset), 10, 64)
+		see(off, header(d, kafka.HeaderCorrelationID), "DLQ header")
+	}
+	for off := range int64(len(values)) {
+		t.Run(values[off], func(t *testing.T) {
+			seen := ids[off]
+			if len(seen) != 1 {
+				t.Fatalf("%d correlation ids, want 1: %v", len(seen), seen)
+			}
+			for id := range seen {
+				if _, err := uuid.Parse(id); err != nil {
+					t.Errorf("correlation id %q is not a UUID: %v", id, err)
+				}
+			}
+		})
 	}
 }
