@@ -38,22 +38,17 @@ func (a *App) instrumentHTTP(h http.Handler, patterns []string) http.Handler {
 }
 
 // observe counts one handler call from the consumer's report of it.
+// The outcome label is the consumer's own word for the call, the one its log
+// lines carry.
 func (a *App) observe(o kafka.Outcome) {
-	outcome := metrics.Retried
-	switch {
-	case o.Err == nil && o.Duplicate:
-		outcome = metrics.Duplicate
-	case o.Err == nil:
-		outcome = metrics.Applied
-	case o.DLQ:
-		outcome = metrics.DeadLettered
+	if o.DLQ {
 		a.metrics.DeadLettered(dlqErrorKind(o))
 	}
 	event := o.Event
 	if event == "" {
 		event = metrics.UnknownEvent
 	}
-	a.metrics.Event(event, outcome, o.Duration)
+	a.metrics.Event(event, metrics.Outcome(o.Label()), o.Duration)
 }
 
 // dlqErrorKind is the error_kind the consumer wrote on the DLQ record: the

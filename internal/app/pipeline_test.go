@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -431,4 +433,69 @@ func TestPanickingProcessorStallsNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHandledLineSaysOutcome: the one info line per handled event says what
+// handling it came to, in the words of orders_events_total's outcome label:
+// a first delivery applied (with the processor's summary), its redelivery a
+// duplicate, a refused event dead_lettered.
+func TestHandledLineSaysOutcome(t *testing.T) {
+	var logs logBuffer
+	in := apptest.Start(t, apptest.Options{Logs: &logs, Env: map[string]string{"LOG_LEVEL": "info"}})
+	if _, err := in.App.Store().SetStock(t.Context(), "prod-001", 10); err != nil {
+		t.Fatal(err)
+	}
+	cl := client(t, in.App.BrokerAddr())
+	refused := `{"id":"ev-o-refused","name":"OrderDelivered","data":{"orderId":"o-1"}}`
+	produce(t, cl,
+		&kgo.Record{Key: []byte("o-1"), Value: orderCreated("o-1")},
+		&kgo.Record{Key: []byte("o-1"), Value: orderCreated("o-1")},
+		&kgo.Record{Key: []byte("o-1"), Value: []byte(refused)})
+
+	var lines []string
+	apptest.Eventually(t, 20*time.Second, "three lines about the events", func() bool {
+		lines = nil
+		for l := range strings.Lines(logs.String()) {
+			if strings.Contains(l, " event_id=ev-o-") &&
+				(strings.Contains(l, " record handled ") || strings.Contains(l, " record sent to the dead-letter topic ")) {
+				lines = append(lines, l)
+			}
+		}
+		return len(lines) >= 3
+	})
+	for i, want := range []struct{ msg, outcome, summary string }{
+		{"INFO record handled ", "outcome=applied", "summary=\"order processed: final total "},
+		{"INFO record handled ", "outcome=duplicate", ""},
+		{"WARNING record sent to the dead-letter topic ", "outcome=dead_lettered", ""},
+	} {
+		l := lines[i]
+		if !strings.Contains(l, want.msg) || !strings.Contains(l, " "+want.outcome+" ") {
+			t.Errorf("line %d = %q, want %q with %s", i+1, l, want.msg, want.outcome)
+		}
+		if want.summary != "" && !strings.Contains(l, " "+want.summary) {
+			t.Errorf("line %d = %q, want the processor's summary", i+1, l)
+		}
+		if want.summary == "" && strings.Contains(l, " summary=") {
+			t.Errorf("line %d = %q, want no summary: nothing was applied", i+1, l)
+		}
+	}
+}
+
+// logBuffer collects an instance's logs; the service writes from many
+// goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

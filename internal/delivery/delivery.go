@@ -20,6 +20,10 @@ type Meta struct {
 	// Duplicate is set when the event was already in the inbox: the record
 	// was acknowledged without a second effect.
 	Duplicate bool
+	// Summary is the processor's one line on what applying the event did,
+	// for the consumer's line about the handled record; "" when nothing
+	// was applied.
+	Summary string
 }
 
 type metaKey struct{}

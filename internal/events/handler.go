@@ -161,7 +161,7 @@ type Prepared struct {
 // prepare decodes value — the envelope, then the data when the event has a
 // Decoder — and finds its processor, filling in meta.
 func (h *Handler) prepare(value []byte, meta *delivery.Meta) Prepared {
-	meta.Duplicate = false
+	meta.Duplicate, meta.Summary = false, ""
 	ev, err := Decode(value)
 	if err != nil {
 		return Prepared{err: err}
@@ -191,7 +191,7 @@ func (h *Handler) prepare(value []byte, meta *delivery.Meta) Prepared {
 // store failed.
 func (h *Handler) applyOne(ctx context.Context, tx order.Tx, pr Prepared, meta *delivery.Meta) error {
 	start := time.Now()
-	meta.Duplicate = false // this run's finding, not an undone run's
+	meta.Duplicate, meta.Summary = false, "" // this run's finding, not an undone run's
 	ev, p := pr.ev, pr.p
 	var summary string
 	var prior order.InboxEntry
@@ -224,6 +224,7 @@ func (h *Handler) applyOne(ctx context.Context, tx order.Tx, pr Prepared, meta *
 		meta.Duplicate = false
 		return refusedBefore(prior.Refusal)
 	}
+	meta.Summary = summary
 	if h.logger.Enabled(ctx, slog.LevelDebug) {
 		msg := "event applied: " + summary
 		if meta.Duplicate {

@@ -1111,10 +1111,38 @@ func (w *worker) handled(ctx context.Context, rec *kgo.Record, meta *delivery.Me
 	c := w.s.c
 	c.handled.Add(1)
 	if c.logger.Enabled(ctx, c.handledLevel) {
-		c.logger.LogAttrs(ctx, c.handledLevel, "record handled",
-			recordAttrs(rec, meta, slog.Int("attempts", out.Attempts), slog.Duration("duration", out.Duration))...)
+		attrs := recordAttrs(rec, meta, slog.String("outcome", out.Label()),
+			slog.Int("attempts", out.Attempts), slog.Duration("duration", out.Duration))
+		if meta.Summary != "" {
+			attrs = append(attrs, slog.String("summary", meta.Summary))
+		}
+		c.logger.LogAttrs(ctx, c.handledLevel, "record handled", attrs...)
 	}
 	c.emit(out)
+}
+
+// What a handler call came to (Outcome.Label).
+const (
+	outcomeApplied      = "applied"
+	outcomeDuplicate    = "duplicate"
+	outcomeDeadLettered = "dead_lettered"
+	outcomeRetried      = "retried"
+)
+
+// Label says what the call came to, in the words of orders_events_total's
+// outcome label and of the outcome attribute of the consumer's log lines:
+// applied, duplicate, dead_lettered, or retried (the record stays
+// unfinished).
+func (o Outcome) Label() string {
+	switch {
+	case o.Err == nil && o.Duplicate:
+		return outcomeDuplicate
+	case o.Err == nil:
+		return outcomeApplied
+	case o.DLQ:
+		return outcomeDeadLettered
+	}
+	return outcomeRetried
 }
 
 // errorKind is the DLQ error_kind of a failed call the consumer gives up on:
@@ -1216,7 +1244,8 @@ func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, meta *delivery
 		level = slog.LevelError
 	}
 	c.logger.LogAttrs(ctx, level, "record sent to the dead-letter topic",
-		recordAttrs(rec, meta, slog.String("dlq_topic", w.s.dlq.Topic()), slog.String("error_kind", errorKind),
+		recordAttrs(rec, meta, slog.String("outcome", outcomeDeadLettered),
+			slog.String("dlq_topic", w.s.dlq.Topic()), slog.String("error_kind", errorKind),
 			slog.Int("attempts", out.Attempts), slog.Duration("duration", out.Duration),
 			slog.String("error", out.Err.Error()))...)
 	out.DLQ = true
