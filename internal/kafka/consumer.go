@@ -841,8 +841,15 @@ func (s *session) release(ws []*worker, graceful bool) {
 	select {
 	case <-all:
 	case <-timeout.C:
-		s.c.logger.Warn("in-flight records did not finish within the shutdown timeout; cancelling them",
-			"shutdown_timeout", s.c.cfg.ShutdownTimeout)
+		// Half of the budget is the records': the rest is kept for the
+		// cancelled handlers to return, the commit and leaving the group.
+		if graceful {
+			s.c.logger.Warn("in-flight records did not finish within half of SHUTDOWN_TIMEOUT; cancelling them so that what did finish can still be committed (they will be delivered again)",
+				"waited", b.drain, "shutdown_timeout", s.c.cfg.ShutdownTimeout)
+		} else {
+			s.c.logger.Warn("cancelled in-flight records of lost partitions did not return within half of SHUTDOWN_TIMEOUT",
+				"waited", b.drain, "shutdown_timeout", s.c.cfg.ShutdownTimeout)
+		}
 		for _, w := range ws {
 			w.cancel()
 		}

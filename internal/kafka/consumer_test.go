@@ -839,6 +839,7 @@ func TestConsumerShutdown(t *testing.T) {
 		// is cancelled.
 		handle        func(ctx context.Context, release <-chan struct{}, started func()) error
 		wantCommitted bool
+		wantWarning   string // a warning logged about the in-flight record, "" = none
 	}{
 		{
 			name: "in-flight record finishes and is committed",
@@ -856,6 +857,9 @@ func TestConsumerShutdown(t *testing.T) {
 				<-ctx.Done()
 				return ctx.Err()
 			},
+			// Half of SHUTDOWN_TIMEOUT, as the line says: the rest is for
+			// the commit and leaving the group.
+			wantWarning: `msg="in-flight records did not finish within half of SHUTDOWN_TIMEOUT; cancelling them so that what did finish can still be committed (they will be delivered again)" waited=150ms shutdown_timeout=300ms`,
 		},
 		{
 			name: "transient retries stop, not committed, not dead-lettered",
@@ -873,9 +877,13 @@ func TestConsumerShutdown(t *testing.T) {
 			cfg.ShutdownTimeout = 300 * time.Millisecond
 			release, started := make(chan struct{}), make(chan struct{})
 			var once sync.Once
-			c := ctNew(t, cfg, func(ctx context.Context, _ *kgo.Record) error {
+			var logs syncBuffer
+			c, err := kafka.NewConsumer(cfg, func(ctx context.Context, _ *kgo.Record) error {
 				return tc.handle(ctx, release, func() { once.Do(func() { close(started) }) })
-			})
+			}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+			if err != nil {
+				t.Fatalf("NewConsumer: %v", err)
+			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			errc := make(chan error, 1)
@@ -904,6 +912,13 @@ func TestConsumerShutdown(t *testing.T) {
 			}
 			if n := sum(kc.EndOffsets(ctDLQ)); n != 0 {
 				t.Errorf("DLQ has %d records, want 0", n)
+			}
+			warned := strings.Contains(logs.String(), "in-flight records")
+			if tc.wantWarning != "" && !strings.Contains(logs.String(), tc.wantWarning) {
+				t.Errorf("logs do not have the warning %s:\n%s", tc.wantWarning, logs.String())
+			}
+			if tc.wantWarning == "" && warned {
+				t.Errorf("logs warn about in-flight records, want no warning:\n%s", logs.String())
 			}
 		})
 	}
