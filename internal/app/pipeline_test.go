@@ -123,8 +123,9 @@ func TestPipelineEndToEnd(t *testing.T) {
 				{Key: []byte("k-unknown"), Value: []byte(`{"id":"ev-unknown","name":"OrderTeleported","data":{"orderId":"12345"}}`), Headers: odd},
 				{Key: []byte("big-1"), Value: []byte(fraud), Headers: odd},
 				{Key: []byte("12345"), Value: []byte(`{"id":"ev-ship-early","name":"OrderDelivered","data":{"orderId":"12345"}}`), Headers: odd},
+				{Key: []byte("k-no-data"), Value: []byte(`{"id":"ev-no-data","name":"OrderCreated"}`), Headers: odd},
 			}
-			wantKind := map[string]string{"k-malformed": "malformed_json", "": "invalid_utf8", "k-unknown": "unknown_event", "big-1": "fraud_review", "12345": "invalid_transition"}
+			wantKind := map[string]string{"k-malformed": "malformed_json", "": "invalid_utf8", "k-unknown": "unknown_event", "big-1": "fraud_review", "12345": "invalid_transition", "k-no-data": "invalid_envelope"}
 			produce(t, cl, bad...)
 
 			// The cancellation of the seed order: refund 128.25.
@@ -181,12 +182,13 @@ func TestPipelineEndToEnd(t *testing.T) {
 				if v, _ := header(d, kafka.HeaderCorrelationID); v != "corr-bad" {
 					t.Errorf("correlation_id = %q, want the original's", v)
 				}
-				if string(d.Key) == "big-1" {
-					if v, _ := header(d, kafka.HeaderEventID); v != "ev-fraud" {
-						t.Errorf("event_id = %q", v)
+				// A bad envelope is named by what could be read of it.
+				if id := map[string]string{"big-1": "ev-fraud", "k-no-data": "ev-no-data"}[string(d.Key)]; id != "" {
+					if v, _ := header(d, kafka.HeaderEventID); v != id {
+						t.Errorf("key %q: event_id = %q, want %q", d.Key, v, id)
 					}
 					if v, _ := header(d, kafka.HeaderEventName); v != "OrderCreated" {
-						t.Errorf("event_name = %q", v)
+						t.Errorf("key %q: event_name = %q", d.Key, v)
 					}
 				}
 			}

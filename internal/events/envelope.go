@@ -41,7 +41,10 @@ type Envelope struct {
 }
 
 // Decode checks a record value and returns its envelope. Every failure is a
-// permanent error whose reason says which check failed.
+// permanent error whose reason says which check failed; the envelope then
+// still holds what could be read of it — the id and name when they are
+// valid strings, the data when it is an object — for the logs and the DLQ
+// headers.
 func Decode(value []byte) (Envelope, error) {
 	if len(value) > MaxRecordBytes {
 		return Envelope{}, fault.Permanentf(ReasonTooLarge, "record is %d bytes, at most %d allowed", len(value), MaxRecordBytes)
@@ -52,37 +55,54 @@ func Decode(value []byte) (Envelope, error) {
 	var raw rawEnvelope
 	if err := jsonv2.Unmarshal(value, &raw, decodeOptions); err != nil {
 		if len(bytes.TrimSpace(value)) > 0 && json.Valid(value) {
-			return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope must be a JSON object")
+			return Envelope{}, errNotObject
 		}
 		return Envelope{}, fault.AsPermanent(ReasonMalformedJSON, fmt.Errorf("malformed JSON: %w", err))
 	}
+	if raw.ID == nil && raw.Name == nil && raw.Data == nil && bytes.Equal(bytes.TrimSpace(value), []byte("null")) {
+		// null decodes into a struct without an error, as nothing.
+		return Envelope{}, errNotObject
+	}
 	var ev Envelope
-	for _, f := range []struct {
-		name string
-		raw  jsontext.Value
-		dst  *string
-	}{{"id", raw.ID, &ev.ID}, {"name", raw.Name, &ev.Name}} {
-		if f.raw == nil {
-			return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field %q is required", f.name)
-		}
-		if err := jsonv2.Unmarshal(f.raw, f.dst); err != nil {
-			return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field %q must be a string", f.name)
-		}
-		if *f.dst == "" {
-			return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field %q must not be empty", f.name)
-		}
+	idErr := envelopeString("id", raw.ID, &ev.ID)
+	if idErr == nil && len(ev.ID) > MaxIDBytes {
+		idErr = fault.Permanentf(ReasonInvalidEnvelope, "envelope id is %d bytes, at most %d allowed", len(ev.ID), MaxIDBytes)
+		ev.ID = ""
 	}
-	if len(ev.ID) > MaxIDBytes {
-		return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope id is %d bytes, at most %d allowed", len(ev.ID), MaxIDBytes)
+	nameErr := envelopeString("name", raw.Name, &ev.Name)
+	if raw.Data.Kind() == '{' {
+		ev.Data = json.RawMessage(raw.Data)
 	}
-	if raw.Data == nil {
-		return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field \"data\" is required")
+	switch {
+	case idErr != nil:
+		return ev, idErr
+	case nameErr != nil:
+		return ev, nameErr
+	case raw.Data == nil:
+		return ev, fault.Permanentf(ReasonInvalidEnvelope, "envelope field \"data\" is required")
+	case ev.Data == nil:
+		return ev, fault.Permanentf(ReasonInvalidEnvelope, "envelope field \"data\" must be an object")
 	}
-	if raw.Data.Kind() != '{' {
-		return Envelope{}, fault.Permanentf(ReasonInvalidEnvelope, "envelope field \"data\" must be an object")
-	}
-	ev.Data = json.RawMessage(raw.Data)
 	return ev, nil
+}
+
+// errNotObject is Decode's error for a JSON value other than an object.
+var errNotObject = fault.Permanentf(ReasonInvalidEnvelope, "envelope must be a JSON object")
+
+// envelopeString reads the envelope field name, raw, into dst: a required,
+// non-empty string. dst is left empty when it is not one.
+func envelopeString(name string, raw jsontext.Value, dst *string) error {
+	if raw == nil {
+		return fault.Permanentf(ReasonInvalidEnvelope, "envelope field %q is required", name)
+	}
+	if err := jsonv2.Unmarshal(raw, dst); err != nil {
+		*dst = ""
+		return fault.Permanentf(ReasonInvalidEnvelope, "envelope field %q must be a string", name)
+	}
+	if *dst == "" {
+		return fault.Permanentf(ReasonInvalidEnvelope, "envelope field %q must not be empty", name)
+	}
+	return nil
 }
 
 // rawEnvelope is the envelope as Decode reads it: names match exactly, as

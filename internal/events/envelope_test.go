@@ -20,6 +20,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"empty", ``, events.ReasonMalformedJSON},
 		{"not UTF-8", "{\"id\":\"\xff\xfe\",\"name\":\"OrderCreated\",\"data\":{}}", events.ReasonInvalidUTF8},
 		{"array", `[1,2]`, events.ReasonInvalidEnvelope},
+		{"null", `null`, events.ReasonInvalidEnvelope},
 		{"no id", `{"name":"OrderCreated","data":{}}`, events.ReasonInvalidEnvelope},
 		{"empty id", `{"id":"","name":"OrderCreated","data":{}}`, events.ReasonInvalidEnvelope},
 		{"numeric id", `{"id":7,"name":"OrderCreated","data":{}}`, events.ReasonInvalidEnvelope},
@@ -38,6 +39,40 @@ func TestDecodeRejects(t *testing.T) {
 			kind, reason := fault.Of(err)
 			if kind != fault.Permanent || reason != tt.reason {
 				t.Fatalf("Decode = %v (%v %q), want permanent %q", err, kind, reason, tt.reason)
+			}
+		})
+	}
+}
+
+// TestDecodeSaysWhatItRead: a bad envelope's error says what is wrong with
+// it, and the envelope returned with it holds the id and name that could be
+// read, so that the logs and the DLQ headers still name the event (§6).
+func TestDecodeSaysWhatItRead(t *testing.T) {
+	tests := []struct {
+		value, err, id, name string
+	}{
+		{`{"id":"p3","data":{}}`, `envelope field "name" is required`, "p3", ""},
+		{`{"id":"p3","name":"OrderCreated"}`, `envelope field "data" is required`, "p3", "OrderCreated"},
+		{`{"id":"p3","name":"OrderCreated","data":"hello"}`, `envelope field "data" must be an object`, "p3", "OrderCreated"},
+		{`{"id":"p3","name":"OrderCreated","data":null}`, `envelope field "data" must be an object`, "p3", "OrderCreated"},
+		{`{"id":"p3","name":7,"data":{}}`, `envelope field "name" must be a string`, "p3", ""},
+		{`{"id":"p3","name":"","data":{}}`, `envelope field "name" must not be empty`, "p3", ""},
+		{`{"name":"OrderCreated","data":{}}`, `envelope field "id" is required`, "", "OrderCreated"},
+		{`{"id":7,"name":"OrderCreated","data":{}}`, `envelope field "id" must be a string`, "", "OrderCreated"},
+		{`{"id":"` + strings.Repeat("x", 201) + `","name":"OrderCreated","data":{}}`, "envelope id is 201 bytes, at most 200 allowed", "", "OrderCreated"},
+		{`null`, "envelope must be a JSON object", "", ""},
+		{" null\n", "envelope must be a JSON object", "", ""},
+		{`"p3"`, "envelope must be a JSON object", "", ""},
+		{`{}`, `envelope field "id" is required`, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			ev, err := events.Decode([]byte(tt.value))
+			if kind, reason := fault.Of(err); kind != fault.Permanent || reason != events.ReasonInvalidEnvelope || err.Error() != tt.err {
+				t.Errorf("Decode error = %v (%v %q), want permanent %s %q", err, kind, reason, events.ReasonInvalidEnvelope, tt.err)
+			}
+			if ev.ID != tt.id || ev.Name != tt.name {
+				t.Errorf("Decode read id %q, name %q; want %q, %q", ev.ID, ev.Name, tt.id, tt.name)
 			}
 		})
 	}

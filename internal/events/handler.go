@@ -163,10 +163,13 @@ type Prepared struct {
 func (h *Handler) prepare(value []byte, meta *delivery.Meta) Prepared {
 	meta.Duplicate, meta.Summary = false, ""
 	ev, err := Decode(value)
+	meta.EventID, meta.EventName = ev.ID, ev.Name
 	if err != nil {
+		// What could be read of a bad envelope still names it in the logs
+		// and the DLQ headers.
+		meta.OrderID = ev.OrderID()
 		return Prepared{err: err}
 	}
-	meta.EventID, meta.EventName = ev.ID, ev.Name
 	p, ok := h.registry.Lookup(ev.Name)
 	if !ok {
 		err = fault.Permanentf(ReasonUnknownEvent, "no processor for event %q (known: %v)", ev.Name, h.registry.Names())

@@ -494,3 +494,42 @@ func TestOrderCreatedAgainWithAnotherStatus(t *testing.T) {
 		}
 	})
 }
+
+// TestPrepareNamesBadEvents: an event refused before its transaction is
+// still named by what could be read of it — event id, name and order id, for
+// the logs and the DLQ headers (§6) — and its reason speaks JSON, not Go.
+func TestPrepareNamesBadEvents(t *testing.T) {
+	tests := []struct {
+		value               string
+		id, name, orderID   string
+		reason, wantInError string
+	}{
+		{`{"id":"p3","data":{"orderId":"o-3"}}`, "p3", "", "o-3",
+			events.ReasonInvalidEnvelope, `envelope field "name" is required`},
+		{`{"id":"p3","name":"OrderCreated"}`, "p3", "OrderCreated", "",
+			events.ReasonInvalidEnvelope, `envelope field "data" is required`},
+		{`{"id":"p3","name":"OrderCreated","data":"hello"}`, "p3", "OrderCreated", "",
+			events.ReasonInvalidEnvelope, `envelope field "data" must be an object`},
+		{`null`, "", "", "",
+			events.ReasonInvalidEnvelope, "envelope must be a JSON object"},
+	}
+	h := newHandler(nil, &ordertest.Notifier{})
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			meta := &delivery.Meta{EventID: "stale", EventName: "stale", OrderID: "stale"}
+			pre := h.Prepare([][]byte{[]byte(tt.value)}, []*delivery.Meta{meta})
+			_, errs, stop := h.Apply(context.Background(), pre, []*delivery.Meta{meta})
+			if stop != nil || len(errs) != 1 {
+				t.Fatalf("Apply stopped: %v", stop)
+			}
+			wantRefusal(t, tt.value, errs[0], tt.reason)
+			if !strings.HasSuffix(errs[0].Error(), tt.wantInError) {
+				t.Errorf("error %q, want it to end %q", errs[0], tt.wantInError)
+			}
+			if meta.EventID != tt.id || meta.EventName != tt.name || meta.OrderID != tt.orderID {
+				t.Errorf("meta names event %q, name %q, order %q; want %q, %q, %q",
+					meta.EventID, meta.EventName, meta.OrderID, tt.id, tt.name, tt.orderID)
+			}
+		})
+	}
+}
