@@ -512,6 +512,12 @@ func TestPrepareNamesBadEvents(t *testing.T) {
 			events.ReasonInvalidEnvelope, `envelope field "data" must be an object`},
 		{`null`, "", "", "",
 			events.ReasonInvalidEnvelope, "envelope must be a JSON object"},
+		{`{"id":"p3","name":"OrderCreated","data":{"orderId":"o-3","items":{}}}`, "p3", "OrderCreated", "o-3",
+			order.ReasonInvalid, "data: items must be an array, got object"},
+		{`{"id":"p3","name":"OrderCancelled","data":{"orderId":7}}`, "p3", "OrderCancelled", "",
+			order.ReasonInvalid, "data: orderId must be a string, got number"},
+		{`{"id":"p3","name":"OrderShipped","data":{"orderId":"o-3","trackingNumber":["t"]}}`, "p3", "OrderShipped", "o-3",
+			order.ReasonInvalid, "data: trackingNumber must be a string, got array"},
 	}
 	h := newHandler(nil, &ordertest.Notifier{})
 	for _, tt := range tests {

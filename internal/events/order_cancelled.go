@@ -6,6 +6,7 @@ import (
 
 	"github.com/orderd/orderd/internal/order"
 	"github.com/orderd/orderd/internal/order/cancel"
+	"github.com/orderd/orderd/internal/order/create"
 )
 
 type cancelledData struct {
@@ -61,7 +62,7 @@ func DecodeData[T any, PT orderData[T]](ev Envelope) (any, error) {
 // of at most 1 KiB.
 func decodeData(raw json.RawMessage, dst interface{ OrderID() string }) error {
 	if err := json.Unmarshal(raw, dst); err != nil {
-		return order.Reject(order.ReasonInvalid, "data: "+err.Error())
+		return order.Reject(order.ReasonInvalid, "data: "+create.DescribeJSONError(err))
 	}
 	id := dst.OrderID()
 	if id == "" {

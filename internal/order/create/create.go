@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -84,7 +85,7 @@ func Decode(raw []byte, now time.Time) (Input, error) {
 	}
 	var d Data
 	if err := jsonv2.Unmarshal(raw, &d, decodeOptions); err != nil {
-		return Input{}, invalid("data: %v", describeJSONError(err))
+		return Input{}, invalid("data: %v", DescribeJSONError(err))
 	}
 	return d.Parse(now)
 }
@@ -292,18 +293,56 @@ func truncate(s string) string {
 	return s
 }
 
-// describeJSONError turns the JSON decoder's errors into messages that name
-// the field, without echoing large inputs.
-func describeJSONError(err error) string {
+// DescribeJSONError turns the errors of encoding/json and encoding/json/v2
+// into messages in JSON's terms that name the field — "items must be an
+// array, got object", "orderId must be a string, got number", never a Go
+// type — without echoing large inputs. The events' decoders share it.
+func DescribeJSONError(err error) string {
 	var se *jsonv2.SemanticError
 	if errors.As(err, &se) && se.GoType != nil {
-		return fmt.Sprintf("%s must be %s, got %s", pointerField(se.JSONPointer), se.GoType, kindName(se.JSONKind))
+		return fmt.Sprintf("%s must be %s, got %s", pointerField(se.JSONPointer), jsonKindOf(se.GoType), kindName(se.JSONKind))
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Type != nil {
+		field := te.Field
+		if field == "" {
+			field = "value"
+		}
+		got, _, _ := strings.Cut(te.Value, " ") // "number 1.5": the kind, not the input
+		return fmt.Sprintf("%s must be %s, got %s", field, jsonKindOf(te.Type), got)
 	}
 	var syn *jsontext.SyntacticError
 	if errors.As(err, &syn) {
 		return fmt.Sprintf("malformed JSON at byte %d: %v", syn.ByteOffset, syn.Err)
 	}
+	var syn1 *json.SyntaxError
+	if errors.As(err, &syn1) {
+		return fmt.Sprintf("malformed JSON at byte %d: %v", syn1.Offset, syn1)
+	}
 	return err.Error()
+}
+
+// jsonKindOf names the JSON value a Go type is decoded from.
+func jsonKindOf(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "another kind of value"
 }
 
 // pointerField renders a JSON pointer as a field path: /items/0/quantity →

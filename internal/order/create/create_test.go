@@ -41,12 +41,16 @@ func TestDecodeChecks(t *testing.T) {
 		{"createdAt in the year -1 in UTC", strings.Replace(valid, "2026-01-05T11:34:53.145Z", "0000-01-01T00:30:00+01:00", 1), "createdAt"},
 		{"createdAt in the year 0", strings.Replace(valid, "2026-01-05T11:34:53.145Z", "0000-06-01T00:00:00Z", 1), "createdAt"},
 		{"long string", strings.Replace(valid, `"c-1"`, `"`+strings.Repeat("c", 1025)+`"`, 1), "at most 1024"},
-		{"wrong type", strings.Replace(valid, `"customerId":"c-1"`, `"customerId":5`, 1), "customerId"},
+		{"wrong type", strings.Replace(valid, `"customerId":"c-1"`, `"customerId":5`, 1), "data: customerId must be a string, got number"},
 		{"not UTF-8", strings.Replace(valid, "c-1", "c-\xff", 1), "UTF-8"},
 		{"bad item price names its item", strings.Replace(valid, `"unitPrice":75.0`, `"unitPrice":"75"`, 1), "items[0].unitPrice must be a number"},
 		{"trailing bytes", valid + ` {"orderId":"o-2"}`, "after top-level value"},
-		{"wrong type in an item names its item", strings.Replace(valid, `"productId":"p"`, `"productId":7`, 1), "items[0].productId must be string, got number"},
-		{"items not a list", strings.Replace(valid, `[{"productId":"p","quantity":2,"unitPrice":75.0,"totalPrice":150.0}]`, `{}`, 1), "items must be []create.ItemData, got object"},
+		// Type errors speak JSON, not Go (no "[]create.ItemData").
+		{"wrong type in an item names its item", strings.Replace(valid, `"productId":"p"`, `"productId":7`, 1), "items[0].productId must be a string, got number"},
+		{"items not a list", strings.Replace(valid, `[{"productId":"p","quantity":2,"unitPrice":75.0,"totalPrice":150.0}]`, `{}`, 1), "data: items must be an array, got object"},
+		{"item not an object", strings.Replace(valid, `[{"productId":"p","quantity":2,"unitPrice":75.0,"totalPrice":150.0}]`, `[1]`, 1), "data: items[0] must be an object, got number"},
+		{"status not a string", strings.Replace(valid, `"currency"`, `"status":true,"currency"`, 1), "data: status must be a string, got bool"},
+		{"data not an object", `["o"]`, "data: value must be an object, got array"},
 		{"malformed", `{"orderId":"o",`, "malformed JSON at byte 15"},
 	}
 	for _, tt := range tests {
