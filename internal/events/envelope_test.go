@@ -2,6 +2,7 @@ package events_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -78,12 +79,22 @@ func TestDecodeSaysWhatItRead(t *testing.T) {
 	}
 }
 
-// TestDecodeRepeatedNameLastCounts: as with encoding/json before, the last
-// of a repeated envelope field counts (the decoder allows repeats).
-func TestDecodeRepeatedNameLastCounts(t *testing.T) {
-	ev, err := events.Decode([]byte(`{"id":"1","name":"OrderCreated","id":"2","data":{"a":1},"data":{"b":2}}`))
-	if err != nil || ev.ID != "2" || string(ev.Data) != `{"b":2}` {
-		t.Fatalf("Decode = %+v (data %s), %v; want id 2, data {\"b\":2}", ev, ev.Data, err)
+// TestDecodeRepeatedName: a record that gives a name twice in one object is
+// refused, naming it: two readers of it could read two different events (a
+// producer checking the first id or orderId, the service acting on the last).
+// In the envelope it is invalid_envelope; in the data, invalid_data.
+func TestDecodeRepeatedName(t *testing.T) {
+	for value, want := range map[string]string{
+		`{"id":"1","name":"OrderCreated","id":"2","data":{"a":1}}`:                "invalid_envelope: id is given twice",
+		`{"id":"1","name":"OrderCreated","data":{"a":1},"data":{"b":2}}`:          "invalid_envelope: data is given twice",
+		`{"id":"1","name":"OrderCancelled","data":{"orderId":"A","orderId":"B"}}`: "invalid_data: data.orderId is given twice",
+		`{"id":"1","name":"OrderCreated","data":{"items":[{"p":1,"p":2}]}}`:       "invalid_data: data.items[0].p is given twice",
+	} {
+		_, err := events.Decode([]byte(value))
+		kind, reason := fault.Of(err)
+		if got := reason + ": " + fmt.Sprint(err); kind != fault.Permanent || got != want {
+			t.Errorf("Decode(%s) = %s (%v); want permanent %q", value, got, kind, want)
+		}
 	}
 }
 
@@ -123,14 +134,15 @@ func TestSampleEventsAreValid(t *testing.T) {
 }
 
 // TestEnvelopeOrderID: the order id a producer keys an event by is the one
-// the events' decoders read (encoding/json: any case, the last repeat).
+// the events' decoders read (any case, given once; none when given twice,
+// which the decoders refuse).
 func TestEnvelopeOrderID(t *testing.T) {
 	for data, want := range map[string]string{
 		`{"orderId":"o-1"}`:              "o-1",
 		`{"OrderId":"o-1"}`:              "o-1",
 		`{"ORDERID":"o-1","reason":"r"}`: "o-1",
-		`{"orderId":"A","OrderId":"B"}`:  "B",
-		`{"orderId":"A","orderId":"B"}`:  "B",
+		`{"orderId":"A","OrderId":"B"}`:  "",
+		`{"orderId":"A","orderId":"B"}`:  "",
 		`{"orderId":5}`:                  "",
 		`{"customerId":"c"}`:             "",
 		`{"items":[{"orderId":"x"}]}`:    "",

@@ -401,10 +401,10 @@ func wantStock(t *testing.T, st *sqlstore.Store, want order.Stock) {
 	}
 }
 
-// TestEventOrderIDIsTheOneActedOn: an event's data decodes as encoding/json
-// decodes it (names in any case, the last of repeated ones counting), and
-// the order id the batch reads ahead, logs and names in DLQ headers is the
-// one the processor acts on, not another "orderId" found in the raw data.
+// TestEventOrderIDIsTheOneActedOn: an event's data decodes with names in any
+// case, and the order id the batch reads ahead, logs and names in DLQ
+// headers is the one the processor acts on; one given twice, in any case,
+// is refused as invalid data, whichever a reader would take.
 func TestEventOrderIDIsTheOneActedOn(t *testing.T) {
 	t.Parallel()
 	eachDialect(t, nil, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
@@ -420,14 +420,15 @@ func TestEventOrderIDIsTheOneActedOn(t *testing.T) {
 		}
 		metas := []*delivery.Meta{{}, {}}
 		pre := h.Prepare(values, metas)
-		if metas[0].OrderID != "B" || metas[1].OrderID != "A" {
-			t.Errorf("order ids %q, %q; want B (the last orderId, any case) and A", metas[0].OrderID, metas[1].OrderID)
+		if metas[0].OrderID != "" || metas[1].OrderID != "A" {
+			t.Errorf("order ids %q, %q; want none (orderId given twice) and A", metas[0].OrderID, metas[1].OrderID)
 		}
 		n, errs, stop := h.Apply(ctx, pre, metas)
-		if n != 2 || stop != nil || errs[0] != nil || errs[1] != nil {
+		if n != 2 || stop != nil || errs[1] != nil {
 			t.Fatalf("Apply = %d, %v, %v", n, errs, stop)
 		}
-		for id, want := range map[string]order.Status{"A": order.StatusShipped, "B": order.StatusCancelled} {
+		wantRefusal(t, "orderId given twice", errs[0], order.ReasonInvalid)
+		for id, want := range map[string]order.Status{"A": order.StatusShipped, "B": order.StatusProcessing} {
 			if o, err := st.GetOrder(ctx, id); err != nil || o.Status != want {
 				t.Errorf("order %s: %+v, %v; want %s", id, o, err, want)
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 
+	jsonv2 "github.com/go-json-experiment/json"
+
 	"github.com/orderd/orderd/internal/order"
 	"github.com/orderd/orderd/internal/order/cancel"
 	"github.com/orderd/orderd/internal/order/create"
@@ -51,9 +53,9 @@ func dataOf[T any, PT orderData[T]](ev Envelope) (PT, error) {
 
 // DecodeData is the Decoder of an event whose data is a T. The order id
 // the batch reads (order.Keys), logs and names in DLQ headers is then the
-// one its processor acts on: encoding/json matches names whatever their
-// case and keeps the last of repeated ones, where a look for "orderId" in
-// the raw data would find another ({"orderId":"A","OrderId":"B"}).
+// one its processor acts on: names match whatever their case, and a name
+// given twice is refused, where a look for "orderId" in the raw data could
+// find another than a decoder keeping the last ({"orderId":"A","OrderId":"B"}).
 func DecodeData[T any, PT orderData[T]](ev Envelope) (any, error) {
 	return dataOf[T, PT](ev)
 }
@@ -61,7 +63,7 @@ func DecodeData[T any, PT orderData[T]](ev Envelope) (any, error) {
 // decodeData unmarshals event data into dst and requires a non-empty orderId
 // of at most 1 KiB.
 func decodeData(raw json.RawMessage, dst interface{ OrderID() string }) error {
-	if err := json.Unmarshal(raw, dst); err != nil {
+	if err := jsonv2.Unmarshal(raw, dst, dataOptions); err != nil {
 		return order.Reject(order.ReasonInvalid, "data: "+create.DescribeJSONError(err))
 	}
 	id := dst.OrderID()

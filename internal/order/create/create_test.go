@@ -106,17 +106,19 @@ func TestRunIdempotentByContent(t *testing.T) {
 }
 
 // TestDecodeAcceptsWhatEncodingJSONDid: the data decoder (encoding/json/v2)
-// keeps encoding/json's leniency, so that no producer's events start going
-// to the dead-letter topic: names match in any case, and of a repeated name
-// the last one counts.
+// matches names in any case, as encoding/json did. A name given twice (in
+// any case), of which encoding/json kept the last, is refused: two readers
+// could read two different orders.
 func TestDecodeAcceptsWhatEncodingJSONDid(t *testing.T) {
 	got, err := create.Decode([]byte(strings.Replace(valid, `"customerId":"c-1"`, `"CUSTOMERID":"c-1"`, 1)), now)
 	if err != nil || got.Order.CustomerID != "c-1" {
 		t.Fatalf("upper-case name: %+v, %v", got.Order, err)
 	}
-	got, err = create.Decode([]byte(strings.Replace(valid, `"customerId":"c-1"`, `"customerId":"c-0","customerId":"c-1"`, 1)), now)
-	if err != nil || got.Order.CustomerID != "c-1" {
-		t.Fatalf("repeated name: %+v, %v", got.Order, err)
+	for _, repeated := range []string{`"customerId":"c-0","customerId":"c-1"`, `"customerId":"c-0","CustomerId":"c-1"`} {
+		_, err = create.Decode([]byte(strings.Replace(valid, `"customerId":"c-1"`, repeated, 1)), now)
+		if order.ReasonOf(err) != order.ReasonInvalid || !strings.Contains(err.Error(), "Id is given twice") {
+			t.Errorf("%s: %v; want invalid_data, given twice", repeated, err)
+		}
 	}
 }
 
