@@ -86,6 +86,10 @@ type Options struct {
 	EmbeddedOpts []kfake.Opt
 	// Version is shown in the OpenAPI document.
 	Version string
+	// RetryInitial and RetryMax bound the consumer's backoff between a
+	// record's attempts (the kafka package's defaults, 100 ms and 30 s,
+	// when zero).
+	RetryInitial, RetryMax time.Duration
 	// HTTPReadTimeout bounds the reading of a whole request, body included
 	// (httpReadTimeout when zero).
 	HTTPReadTimeout time.Duration
@@ -133,6 +137,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		logger.Info("APP_RELOAD is accepted for compatibility; a compiled binary does not hot-reload")
 	}
 	kcfg := cfg.KafkaConfig()
+	kcfg.RetryInitial, kcfg.RetryMax = opts.RetryInitial, opts.RetryMax
 	if cfg.Embedded() {
 		a.embedded, err = kafka.StartEmbedded(kafka.EmbeddedConfig{
 			Addr:       cfg.EmbeddedKafkaAddr,

@@ -42,6 +42,11 @@ func (a *App) newBreakers(opts Options) {
 			a.logger.Info("circuit breaker closed: resuming", "breaker", name)
 		}
 		a.gate.breakerOpen(name, to == breaker.Open)
+		if to == breaker.Closed && a.consumer != nil {
+			// The system is back: partitions waiting in backoff (up to
+			// 30 s by then) try their records now, not when it ends.
+			a.consumer.RetryNow()
+		}
 	}
 	a.breakerOpenFor = opts.BreakerOpenFor
 	if a.breakerOpenFor <= 0 {

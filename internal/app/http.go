@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -148,10 +149,20 @@ func (p publisher) Publish(ctx context.Context, key, value []byte, headers map[s
 	return p.p.Publish(ctx, p.topic, key, value, headers)
 }
 
+// partitions is "partition" or "partitions", as n needs.
+func partitions(n int) string {
+	if n == 1 {
+		return "partition"
+	}
+	return "partitions"
+}
+
 // readiness reports each component: the database (ping), Kafka (metadata
 // ping), the consumer's state and the circuit breakers. A consumer stopped
 // on purpose is reported as not required, so it does not make the service
-// unready; nor does a half-open breaker (it is probing); an open one does.
+// unready; nor does a half-open breaker (it is probing); an open one does,
+// and so does a partition waiting in backoff after a transient error (the
+// consumer is "retrying").
 func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -196,6 +207,11 @@ func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 	switch st.State {
 	case kafka.StateRunning:
 		c.Status = "ok"
+		if st.Retrying > 0 {
+			// Partitions wait for a dependency: running, but not keeping up.
+			c.Status = "retrying"
+			c.Detail = fmt.Sprintf("retrying: %d %s waiting after a transient error", st.Retrying, partitions(st.Retrying))
+		}
 	case kafka.StateStopped:
 		// Stopped on purpose (POST …/stop_consuming_message): the
 		// instance still serves, so the consumer is not required now.

@@ -556,6 +556,31 @@ func TestDatabaseBreakerOpensPausesAndCloses(t *testing.T) {
 	}
 }
 
+// TestPartitionsRetryOnceTheBreakerCloses: a partition waiting in backoff
+// for the database shows in /readyz (the consumer is "retrying", not ok),
+// and tries its record again as soon as the database breaker closes, not
+// when its backoff ends (here ten minutes, beyond every wait of the test).
+func TestPartitionsRetryOnceTheBreakerCloses(t *testing.T) {
+	dbURL, proxy := proxiedPostgres(t)
+	in := apptest.Start(t, apptest.Options{DatabaseURL: dbURL, AppOptions: app.Options{
+		BreakerFailures: 1, BreakerOpenFor: time.Second,
+		RetryInitial: 10 * time.Minute, RetryMax: 10 * time.Minute,
+	}})
+	waitReady(t, in, http.StatusOK, "consumer running", componentIs("consumer", "ok"))
+
+	proxy.Close()
+	produce(t, client(t, in.App.BrokerAddr()), &kgo.Record{Key: []byte("w-1"), Value: orderCreated("w-1")})
+	r := waitReady(t, in, http.StatusServiceUnavailable, "the consumer retrying", componentIs("consumer", "retrying"))
+	if d := r.Components["consumer"].Detail; !strings.Contains(d, "1 partition waiting") {
+		t.Errorf("consumer detail %q, want the partition waiting", d)
+	}
+
+	proxy.Reopen()
+	waitReady(t, in, http.StatusOK, "database breaker closed", componentIs("circuit_breaker_database", "ok"))
+	waitMetric(t, in, "orders_events_total", map[string]string{"event": "OrderCreated", "outcome": "applied"}, 1)
+	waitReady(t, in, http.StatusOK, "consumer ok again", componentIs("consumer", "ok"))
+}
+
 // TestNewFailureReleasesWhatItAcquired: a start-up that fails late (here the
 // HTTP port is taken) returns an error naming the setting, and the embedded
 // broker it had already started is closed again, its port free.

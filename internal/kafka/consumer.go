@@ -95,6 +95,9 @@ type Status struct {
 	DeadLettered int64              `json:"records_dead_lettered"`
 	LastError    string             `json:"last_error,omitempty"`
 	LastErrorAt  *time.Time         `json:"last_error_at,omitempty"`
+	// Retrying is how many partitions wait in backoff to try again a
+	// record that failed with a transient error (a dependency is down).
+	Retrying int `json:"partitions_retrying"`
 }
 
 // ConsumerOption changes a Consumer built by NewConsumer.
@@ -241,6 +244,7 @@ type Consumer struct {
 	workers     map[topicPartition]*worker
 	lastErr     string
 	lastErrAt   time.Time
+	retryNow    chan struct{} // closed and replaced by RetryNow
 }
 
 type topicPartition struct {
@@ -294,6 +298,7 @@ func NewConsumer(cfg Config, h Handler, logger *slog.Logger, opts ...ConsumerOpt
 		wake:         make(chan struct{}, 1),
 		progressed:   make(chan struct{}, 1),
 		workers:      make(map[topicPartition]*worker),
+		retryNow:     make(chan struct{}),
 		batchMax:     1,
 	}
 	for _, o := range opts {
@@ -398,8 +403,11 @@ func (c *Consumer) Status() Status {
 		DeadLettered: c.deadLettered.Load(),
 		LastError:    c.lastErr,
 	}
-	for tp := range c.workers {
+	for tp, w := range c.workers {
 		st.Assigned[tp.topic] = append(st.Assigned[tp.topic], tp.partition)
+		if w.retrying.Load() {
+			st.Retrying++
+		}
 	}
 	for _, ps := range st.Assigned {
 		slices.Sort(ps)
@@ -409,6 +417,26 @@ func (c *Consumer) Status() Status {
 		st.LastErrorAt = &at
 	}
 	return st
+}
+
+// RetryNow has every partition that waits in backoff to try a failed record
+// again do so at once, and start its backoff over. The app calls it when a
+// circuit breaker closes: the dependency is back, and a backoff grown
+// towards RetryMax (30 s) would otherwise keep partitions idle that long.
+// A partition whose record is being tried when RetryNow is called tries
+// again at once if that attempt fails.
+func (c *Consumer) RetryNow() {
+	c.mu.Lock()
+	close(c.retryNow)
+	c.retryNow = make(chan struct{})
+	c.mu.Unlock()
+}
+
+// retrySignal returns the channel the next RetryNow closes.
+func (c *Consumer) retrySignal() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retryNow
 }
 
 func (c *Consumer) nudge() {
@@ -919,6 +947,8 @@ type worker struct {
 
 	committed int64 // guarded by c.commitMu
 	released  bool  // guarded by c.commitMu
+
+	retrying atomic.Bool // waiting in backoff after a transient error
 }
 
 func newWorker(s *session, topic string, partition int32) *worker {
@@ -1195,8 +1225,11 @@ func (w *worker) process(rec *kgo.Record, first int, correlation string) bool {
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "record received", recordAttrs(rec, meta, slog.Int("bytes", len(rec.Value)))...)
 
 	bo := newBackoff(c.cfg.RetryInitial, c.cfg.RetryMax)
+	defer w.retrying.Store(false)
 	for attempt := first; ; attempt++ {
 		meta.Attempt = attempt
+		// Taken before the call, so that a RetryNow during it is not missed.
+		wake := c.retrySignal()
 		start := time.Now()
 		err := c.call(ctx, rec)
 		out := Outcome{
@@ -1226,10 +1259,15 @@ func (w *worker) process(rec *kgo.Record, first int, correlation string) bool {
 				slog.Int("attempts", attempt), slog.Duration("retry_in", wait),
 				slog.String("error", err.Error()))...)
 		c.emit(out)
-		if !pause(w.ctx, w.quit, wait) {
+		w.retrying.Store(out.Kind == fault.Transient)
+		ok, woken := pauseOrWake(w.ctx, w.quit, wake, wait)
+		if !ok {
 			c.logger.LogAttrs(ctx, slog.LevelInfo, "retry abandoned: partition released; the record will be delivered again",
 				recordAttrs(rec, meta, slog.Int("attempts", attempt))...)
 			return false
+		}
+		if woken {
+			bo.Reset()
 		}
 	}
 }

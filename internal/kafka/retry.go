@@ -57,15 +57,24 @@ func newBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
 // closed (a nil stop never closes), so that retry loops end as soon as their
 // partition is revoked or the service shuts down.
 func pause(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+	ok, _ := pauseOrWake(ctx, stop, nil, d)
+	return ok
+}
+
+// pauseOrWake is pause that also ends, early, when wake is closed (a nil
+// wake never closes): ok then, and woken true.
+func pauseOrWake(ctx context.Context, stop, wake <-chan struct{}, d time.Duration) (ok, woken bool) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+		return true, false
+	case <-wake:
+		return true, true
 	case <-ctx.Done():
-		return false
+		return false, false
 	case <-stop:
-		return false
+		return false, false
 	}
 }
 

@@ -1,0 +1,56 @@
+package kafka_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderd/orderd/internal/fault"
+	"github.com/orderd/orderd/internal/kafka"
+	"github.com/orderd/orderd/internal/kafka/kafkatest"
+)
+
+// TestConsumerRetryNow: a partition waiting in backoff after a transient
+// error is counted in Status.Retrying, and RetryNow (the app calls it when a
+// circuit breaker closes) has it try the record again at once rather than
+// when its backoff ends, here an hour away.
+func TestConsumerRetryNow(t *testing.T) {
+	kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
+	kc.Produce(&kgo.Record{Topic: ctTopic, Value: []byte("r|0")})
+	var back atomic.Bool
+	var calls atomic.Int32
+	h := func(ctx context.Context, rec *kgo.Record) error {
+		up := back.Load()
+		calls.Add(1) // after the read: two calls seen means the second read done
+		if !up {
+			return fault.AsTransient(errors.New("database unreachable"))
+		}
+		return nil
+	}
+	cfg := ctConfig(kc)
+	cfg.RetryInitial, cfg.RetryMax = time.Hour, time.Hour
+	c := ctNew(t, cfg, h)
+	ctRun(t, c)
+
+	kafkatest.Eventually(t, 20*time.Second, func() bool { return c.Status().Retrying == 1 }, "the partition waiting in backoff")
+	if st := c.Status(); st.State != kafka.StateRunning || !strings.Contains(st.LastError, "database unreachable") {
+		t.Errorf("Status = %+v, want running with the transient error", st)
+	}
+	c.RetryNow() // the dependency is not back yet: one more failed attempt
+	kafkatest.Eventually(t, 20*time.Second, func() bool { return calls.Load() == 2 }, "a second attempt after RetryNow")
+	back.Store(true)
+	c.RetryNow()
+	kafkatest.Eventually(t, 20*time.Second, func() bool { return kc.Committed(ctGroup, ctTopic)[0] == 1 },
+		"the record handled and committed after RetryNow")
+	if st := c.Status(); st.Retrying != 0 {
+		t.Errorf("Status.Retrying = %d after the record was handled, want 0", st.Retrying)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("handler called %d times, want 3", n)
+	}
+}
