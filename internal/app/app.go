@@ -209,6 +209,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		kafka.WithBatchHandler(a.handleBatch, batchSize),
 		kafka.WithClientOpts(kgo.WithHooks(a.metrics.KafkaClient("consumer"), a.gate)),
 		kafka.WithDLQClientOpts(kgo.WithHooks(a.metrics.KafkaClient("dlq"))),
+		kafka.WithDLQWriteFailures(func(error) { a.metrics.DLQWriteFailed() }),
 	)
 	a.consumer, err = kafka.NewConsumer(kcfg, a.handleRecord, logger, copts...)
 	if err != nil {

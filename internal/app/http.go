@@ -162,7 +162,7 @@ func partitions(n int) string {
 // on purpose is reported as not required, so it does not make the service
 // unready; nor does a half-open breaker (it is probing); an open one does,
 // and so does a partition waiting in backoff after a transient error (the
-// consumer is "retrying").
+// consumer is "retrying") or on a failing dead-letter write ("dlq_failing").
 func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -207,7 +207,13 @@ func (a *App) readiness(ctx context.Context) httpapi.Readiness {
 	switch st.State {
 	case kafka.StateRunning:
 		c.Status = "ok"
-		if st.Retrying > 0 {
+		switch {
+		case st.DLQBlocked > 0:
+			// A record cannot be dead-lettered: its partition is stuck
+			// until the DLQ topic takes it (KAFKA_DLQ_TOPIC).
+			c.Status = "dlq_failing"
+			c.Detail = fmt.Sprintf("dead-letter writes to %s failing: %d %s blocked", st.DLQTopic, st.DLQBlocked, partitions(st.DLQBlocked))
+		case st.Retrying > 0:
 			// Partitions wait for a dependency: running, but not keeping up.
 			c.Status = "retrying"
 			c.Detail = fmt.Sprintf("retrying: %d %s waiting after a transient error", st.Retrying, partitions(st.Retrying))

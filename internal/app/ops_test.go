@@ -581,6 +581,29 @@ func TestPartitionsRetryOnceTheBreakerCloses(t *testing.T) {
 	waitReady(t, in, http.StatusOK, "consumer ok again", componentIs("consumer", "ok"))
 }
 
+// TestDLQWriteFailureIsVisible: a KAFKA_DLQ_TOPIC the cluster does not have
+// (UNKNOWN_TOPIC_OR_PARTITION) blocks the partition of the first bad record
+// for good; /readyz says so (503), the consumer status has the error, and
+// orders_dlq_write_failures_total counts the failed writes.
+func TestDLQWriteFailureIsVisible(t *testing.T) {
+	addr := freeAddr(t)
+	startBroker(t, addr, t.TempDir())
+	in := apptest.Start(t, apptest.Options{BrokerAddr: addr, Env: map[string]string{"KAFKA_DLQ_TOPIC": "no-such-dlq"}})
+	waitReady(t, in, http.StatusOK, "consumer running", componentIs("consumer", "ok"))
+
+	produce(t, client(t, addr), &kgo.Record{Key: []byte("m-1"), Value: []byte("{not json")})
+	r := waitReady(t, in, http.StatusServiceUnavailable, "the DLQ failing", componentIs("consumer", "dlq_failing"))
+	if d := r.Components["consumer"].Detail; !strings.Contains(d, "no-such-dlq") || !strings.Contains(d, "1 partition blocked") {
+		t.Errorf("consumer detail %q, want the DLQ topic and the blocked partition", d)
+	}
+	if st := in.App.Consumer().Status(); !strings.Contains(st.LastError, "UNKNOWN_TOPIC_OR_PARTITION") {
+		t.Errorf("consumer last error %q, want the DLQ write's", st.LastError)
+	}
+	if got, _ := sum(scrape(t, in), "orders_dlq_write_failures_total", nil); got < 1 {
+		t.Errorf("orders_dlq_write_failures_total = %v, want at least 1", got)
+	}
+}
+
 // TestNewFailureReleasesWhatItAcquired: a start-up that fails late (here the
 // HTTP port is taken) returns an error naming the setting, and the embedded
 // broker it had already started is closed again, its port free.

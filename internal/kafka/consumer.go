@@ -98,6 +98,9 @@ type Status struct {
 	// Retrying is how many partitions wait in backoff to try again a
 	// record that failed with a transient error (a dependency is down).
 	Retrying int `json:"partitions_retrying"`
+	// DLQBlocked is how many partitions wait for a record's dead-letter
+	// write, which failed and is being retried.
+	DLQBlocked int `json:"partitions_dlq_blocked"`
 }
 
 // ConsumerOption changes a Consumer built by NewConsumer.
@@ -144,6 +147,14 @@ func WithClientOpts(opts ...kgo.Opt) ConsumerOption {
 // (info by default). Use debug when the handler logs its own line per event.
 func WithHandledLevel(level slog.Level) ConsumerOption {
 	return func(c *Consumer) { c.handledLevel = level }
+}
+
+// WithDLQWriteFailures has fn called with the error of every failed attempt
+// to write a record to the DLQ topic (each is retried; the record's
+// partition waits). fn is called from the partitions' goroutines and must be
+// quick.
+func WithDLQWriteFailures(fn func(error)) ConsumerOption {
+	return func(c *Consumer) { c.dlqFailed = fn }
 }
 
 // WithDLQClientOpts appends franz-go options to the client that writes to
@@ -222,6 +233,7 @@ type Consumer struct {
 	batchMax      int
 	logger        *slog.Logger
 	observe       func(Outcome)
+	dlqFailed     func(error)
 	commitEvery   time.Duration
 	clientOpts    []kgo.Opt
 	dlqClientOpts []kgo.Opt
@@ -408,6 +420,9 @@ func (c *Consumer) Status() Status {
 		if w.retrying.Load() {
 			st.Retrying++
 		}
+		if w.dlqBlocked.Load() {
+			st.DLQBlocked++
+		}
 	}
 	for _, ps := range st.Assigned {
 		slices.Sort(ps)
@@ -572,7 +587,22 @@ func (c *Consumer) newSession(ctx context.Context) (*session, error) {
 		s.close()
 		return nil, err
 	}
+	s.dlq.failed = s.dlqWriteFailed
 	return s, nil
+}
+
+// dlqWriteFailed reports a failed attempt to dead-letter rec: until it is
+// acknowledged its partition is stuck, which the status, /readyz and the
+// metrics say, not only the log.
+func (s *session) dlqWriteFailed(rec *kgo.Record, err error) {
+	c := s.c
+	if w := c.worker(rec.Topic, rec.Partition); w != nil {
+		w.dlqBlocked.Store(true)
+	}
+	c.noteError(fmt.Errorf("dead-letter write to %s failed; partition %s[%d] waits: %w", s.dlq.Topic(), rec.Topic, rec.Partition, err))
+	if c.dlqFailed != nil {
+		c.dlqFailed(err)
+	}
 }
 
 // close closes both clients; it is safe to call more than once.
@@ -948,7 +978,8 @@ type worker struct {
 	committed int64 // guarded by c.commitMu
 	released  bool  // guarded by c.commitMu
 
-	retrying atomic.Bool // waiting in backoff after a transient error
+	retrying   atomic.Bool // waiting in backoff after a transient error
+	dlqBlocked atomic.Bool // a dead-letter write failed and is being retried
 }
 
 func newWorker(s *session, topic string, partition int32) *worker {
@@ -1276,6 +1307,7 @@ func (w *worker) process(rec *kgo.Record, first int, correlation string) bool {
 // whether it was.
 func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, meta *delivery.Meta, out Outcome, errorKind string) bool {
 	c := w.s.c
+	defer w.dlqBlocked.Store(false) // set by dlqWriteFailed
 	if err := w.s.dlq.publish(ctx, w.quit, rec, meta, out.Err, errorKind, out.Attempts); err != nil {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "dead-letter write abandoned: partition released; the record will be delivered again",
 			recordAttrs(rec, meta, slog.String("error_kind", errorKind), slog.String("error", err.Error()))...)

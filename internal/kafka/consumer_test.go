@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -483,7 +484,9 @@ func TestConsumerDLQWriteFailure(t *testing.T) {
 			rec := newRecorder()
 			// franz-go retries a retriable produce error after a metadata
 			// refresh, at most every MetadataMinAge (5s by default).
-			c := ctNew(t, ctConfig(kc), rec.handler("a"), kafka.WithDLQClientOpts(kgo.MetadataMinAge(50*time.Millisecond)))
+			var failures atomic.Int32
+			c := ctNew(t, ctConfig(kc), rec.handler("a"), kafka.WithDLQClientOpts(kgo.MetadataMinAge(50*time.Millisecond)),
+				kafka.WithDLQWriteFailures(func(error) { failures.Add(1) }))
 			stop := ctRun(t, c)
 
 			kafkatest.Eventually(t, 20*time.Second, func() bool { return kc.Committed(ctGroup, ctTopic)[0] == 1 },
@@ -508,10 +511,18 @@ func TestConsumerDLQWriteFailure(t *testing.T) {
 			if st := c.Status(); st.DeadLettered != 0 {
 				t.Errorf("Status.DeadLettered = %d before the DLQ acknowledged", st.DeadLettered)
 			}
+			// The blocked partition is visible: status, last error, hook.
+			kafkatest.Eventually(t, 20*time.Second, func() bool { return failures.Load() >= 1 }, "failed DLQ writes reported")
+			if st := c.Status(); st.DLQBlocked != 1 || !strings.Contains(st.LastError, "dead-letter write to "+ctDLQ+" failed") {
+				t.Errorf("Status = %+v, want 1 partition blocked on the DLQ and its error", st)
+			}
 
 			faulted.Remove()
 			kafkatest.Eventually(t, 30*time.Second, func() bool { return kc.Committed(ctGroup, ctTopic)[0] == 3 },
 				"all records committed after the DLQ recovers")
+			if st := c.Status(); st.DLQBlocked != 0 {
+				t.Errorf("Status.DLQBlocked = %d after the DLQ recovered", st.DLQBlocked)
+			}
 			stop()
 			if end := sum(kc.EndOffsets(ctDLQ)); end != 1 {
 				t.Errorf("DLQ has %d records, want exactly 1", end)

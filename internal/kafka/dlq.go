@@ -73,6 +73,7 @@ type DLQ struct {
 	initial time.Duration
 	max     time.Duration
 	now     func() time.Time
+	failed  func(rec *kgo.Record, err error) // each failed attempt's; the consumer's
 }
 
 // NewDLQ returns a DLQ producing with client (which should carry
@@ -136,6 +137,9 @@ func (d *DLQ) publish(ctx context.Context, stop <-chan struct{}, rec *kgo.Record
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("kafka dlq: write to %s abandoned: %w", d.topic, ctx.Err())
+		}
+		if d.failed != nil {
+			d.failed(rec, err)
 		}
 		wait := bo.NextBackOff()
 		d.logger.LogAttrs(ctx, slog.LevelError, "dead-letter write failed; retrying",

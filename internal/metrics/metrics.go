@@ -28,6 +28,7 @@ const (
 	TransactionDuration  = "orders_transaction_duration_seconds"
 	CommitDuration       = "orders_db_commit_duration_seconds"
 	DLQTotal             = "orders_dlq_total"
+	DLQWriteFailures     = "orders_dlq_write_failures_total"
 	ConsumerLag          = "orders_consumer_lag"
 	ConsumerLagErrors    = "orders_consumer_lag_refresh_errors_total"
 	ConsumerState        = "orders_consumer_state"
@@ -75,6 +76,7 @@ type Metrics struct {
 	txDur     prometheus.Observer
 	commitDur prometheus.Observer
 	dlq       *prometheus.CounterVec
+	dlqFails  prometheus.Counter
 	lag       *prometheus.GaugeVec
 	lagErrors prometheus.Counter
 	httpReqs  *prometheus.CounterVec
@@ -107,6 +109,10 @@ func New(eventNames []string) *Metrics {
 		Name: DLQTotal,
 		Help: "Records acknowledged on the dead-letter topic, by error_kind.",
 	}, []string{"kind"})
+	m.dlqFails = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: DLQWriteFailures,
+		Help: "Failed attempts to write a record to the dead-letter topic; each is retried, and its partition waits meanwhile.",
+	})
 	m.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: ConsumerLag,
 		Help: "Records not yet committed by the consumer group, per topic and partition (refreshed periodically).",
@@ -138,7 +144,7 @@ func New(eventNames []string) *Metrics {
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	})
 	m.txDur, m.commitDur = txDur, commitDur
-	m.reg.MustRegister(events, duration, m.dlq, m.lag, m.lagErrors, m.httpReqs, m.httpDur, txDur, commitDur)
+	m.reg.MustRegister(events, duration, m.dlq, m.dlqFails, m.lag, m.lagErrors, m.httpReqs, m.httpDur, txDur, commitDur)
 
 	// Pre-resolve every series of the hot path, which also makes them
 	// visible (at zero) before the first event.
@@ -190,6 +196,9 @@ func (m *Metrics) Transaction(total, commit time.Duration) {
 
 // DeadLettered counts one record acknowledged on the DLQ with error_kind kind.
 func (m *Metrics) DeadLettered(kind string) { m.dlq.WithLabelValues(kind).Inc() }
+
+// DLQWriteFailed counts one failed attempt to write to the DLQ.
+func (m *Metrics) DLQWriteFailed() { m.dlqFails.Inc() }
 
 // SetLag replaces the lag gauge's values with lag (topic → partition →
 // records); partitions missing from lag are removed.

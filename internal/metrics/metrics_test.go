@@ -82,6 +82,7 @@ func TestEvents(t *testing.T) {
 	m.DeadLettered("malformed_json")
 	m.DeadLettered("malformed_json")
 	m.DeadLettered("exhausted")
+	m.DLQWriteFailed()
 
 	for _, c := range []struct {
 		name   string
@@ -96,6 +97,7 @@ func TestEvents(t *testing.T) {
 		{metrics.EventDuration, map[string]string{"event": "unknown"}, 2},
 		{metrics.DLQTotal, map[string]string{"kind": "malformed_json"}, 2},
 		{metrics.DLQTotal, map[string]string{"kind": "exhausted"}, 1},
+		{metrics.DLQWriteFailures, nil, 1},
 	} {
 		expect(t, reg, c.name, c.labels, c.want)
 	}
