@@ -354,6 +354,9 @@ func TestReadinessFollowsBrokerAndDatabase(t *testing.T) {
 			if r.Ready || r.Components["database"].Status != "ok" {
 				t.Errorf("with the broker gone: %+v", r)
 			}
+			// Its group session fails: the consumer is connecting again,
+			// not running with no partitions.
+			waitReady(t, in, http.StatusServiceUnavailable, "the consumer connecting", componentIs("consumer", "connecting"))
 			// It comes back on the same address with its data.
 			startBroker(t, addr, dataDir)
 			waitReady(t, in, http.StatusOK, "kafka back", componentIs("kafka", "ok"))

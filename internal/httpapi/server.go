@@ -86,7 +86,7 @@ type OrderReader interface {
 
 // ConsumerStatus is the consumer's state as the message-broker routes report it.
 type ConsumerStatus struct {
-	State       string     `json:"state" enum:"running,stopped,connecting,stopping" doc:"running, stopped, connecting (retrying the broker) or stopping"`
+	State       string     `json:"state" enum:"running,stopped,connecting,stopping" doc:"running, stopped, connecting (retrying the broker, or joining its consumer group again after the group session failed) or stopping"`
 	GroupID     string     `json:"group_id,omitempty" doc:"Consumer group"`
 	Topics      []string   `json:"topics" nullable:"false" doc:"Topics consumed"`
 	Partitions  []int32    `json:"partitions" nullable:"false" doc:"Partitions currently assigned to this instance"`

@@ -60,7 +60,8 @@ type State string
 const (
 	// StateConnecting means no broker has answered yet in this session.
 	StateConnecting State = "connecting"
-	// StateRunning means a broker answered or the group was joined.
+	// StateRunning means a broker answered or the group was joined, and
+	// no failure of the group session has taken the assignment away since.
 	StateRunning State = "running"
 	// StateStopped means the consumer is not consuming (Stop, or Run ended).
 	StateStopped State = "stopped"
@@ -470,6 +471,17 @@ func (c *Consumer) markRunning() {
 	}
 }
 
+// groupFailed moves a running consumer that has no partitions back to
+// connecting: its group session failed (the broker or coordinator is
+// unreachable, or refuses the member) and it is trying to join again.
+func (c *Consumer) groupFailed() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == StateRunning && c.stopSession != nil && len(c.workers) == 0 {
+		c.state = StateConnecting
+	}
+}
+
 func (c *Consumer) noteError(err error) {
 	c.mu.Lock()
 	c.lastErr = CutUTF8(err.Error(), MaxErrorReasonBytes)
@@ -664,6 +676,17 @@ func (s *session) poll(ctx context.Context) {
 				return
 			}
 			failed = true
+			var session *kgo.ErrGroupSession
+			if t == "" || errors.As(err, &session) {
+				// About the client or its group, not a partition: franz-go
+				// reports it as topic "" partition 0. The group has taken
+				// the partitions back (lost) and the client joins again.
+				s.c.noteError(fmt.Errorf("kafka consumer group %s: %w", s.c.cfg.GroupID, err))
+				s.c.groupFailed()
+				s.c.logger.Warn("kafka consumer group session failed; joining again",
+					"group_id", s.c.cfg.GroupID, "error", err.Error())
+				return
+			}
 			s.c.noteError(fmt.Errorf("fetch %s[%d]: %w", t, p, err))
 			s.c.logger.Warn("kafka fetch failed", "topic", t, "partition", p, "error", err.Error())
 		})

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/kafka"
@@ -53,4 +56,34 @@ func TestConsumerRetryNow(t *testing.T) {
 	if n := calls.Load(); n != 3 {
 		t.Errorf("handler called %d times, want 3", n)
 	}
+}
+
+// TestConsumerGroupFailureIsConnecting: while the group cannot be joined
+// (here the broker refuses JoinGroup) the consumer reports connecting, with
+// the group's error, not running with no partitions; once it joins it is
+// running with its partitions.
+func TestConsumerGroupFailureIsConnecting(t *testing.T) {
+	kc := kafkatest.New(t, 2, []string{ctTopic, ctDLQ})
+	refused := kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.JoinGroup}, Err: kerr.GroupAuthorizationFailed, Count: -1})
+	c := ctNew(t, ctConfig(kc), newRecorder().handler("a"))
+	ctRun(t, c)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := refused.Wait(ctx, 2); err != nil {
+		t.Fatalf("JoinGroup not tried twice: %v", err)
+	}
+	kafkatest.Eventually(t, 20*time.Second, func() bool {
+		st := c.Status()
+		return st.State == kafka.StateConnecting && strings.Contains(st.LastError, "GROUP_AUTHORIZATION_FAILED")
+	}, "connecting with the group's error, while the group refuses the member")
+	if st := c.Status(); len(st.Assigned) != 0 || strings.Contains(st.LastError, "fetch ") {
+		t.Errorf("Status = %+v, want no partitions and the error not reported as a partition's fetch", st)
+	}
+
+	refused.Remove()
+	kafkatest.Eventually(t, 30*time.Second, func() bool {
+		st := c.Status()
+		return st.State == kafka.StateRunning && len(st.Assigned[ctTopic]) == 2
+	}, "running with both partitions once the group is joined")
 }
