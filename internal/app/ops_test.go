@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -559,6 +560,33 @@ func TestDatabaseBreakerOpensPausesAndCloses(t *testing.T) {
 	}
 }
 
+// documentedStatus fails the test unless the OpenAPI document lists status
+// among a readiness component's statuses.
+func documentedStatus(t *testing.T, in *apptest.Instance, status string) {
+	t.Helper()
+	resp, err := http.Get(in.BaseURL + in.Config.OpenAPIURL)
+	if err != nil {
+		t.Fatalf("GET the OpenAPI document: %v", err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Properties map[string]struct {
+					Enum []string `json:"enum"`
+				} `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatalf("decode the OpenAPI document: %v", err)
+	}
+	enum := doc.Components.Schemas["Component"].Properties["status"].Enum
+	if !slices.Contains(enum, status) {
+		t.Errorf("the OpenAPI document's component statuses %v lack %q", enum, status)
+	}
+}
+
 // TestPartitionsRetryOnceTheBreakerCloses: a partition waiting in backoff
 // for the database shows in /readyz (the consumer is "retrying", not ok),
 // and tries its record again as soon as the database breaker closes, not
@@ -577,6 +605,7 @@ func TestPartitionsRetryOnceTheBreakerCloses(t *testing.T) {
 	if d := r.Components["consumer"].Detail; !strings.Contains(d, "1 partition waiting") {
 		t.Errorf("consumer detail %q, want the partition waiting", d)
 	}
+	documentedStatus(t, in, "retrying")
 
 	proxy.Reopen()
 	waitReady(t, in, http.StatusOK, "database breaker closed", componentIs("circuit_breaker_database", "ok"))
@@ -599,6 +628,7 @@ func TestDLQWriteFailureIsVisible(t *testing.T) {
 	if d := r.Components["consumer"].Detail; !strings.Contains(d, "no-such-dlq") || !strings.Contains(d, "1 partition blocked") {
 		t.Errorf("consumer detail %q, want the DLQ topic and the blocked partition", d)
 	}
+	documentedStatus(t, in, "dlq_failing")
 	if st := in.App.Consumer().Status(); !strings.Contains(st.LastError, "UNKNOWN_TOPIC_OR_PARTITION") {
 		t.Errorf("consumer last error %q, want the DLQ write's", st.LastError)
 	}

@@ -111,7 +111,7 @@ type EventPublisher interface {
 
 // Component is the readiness of one part of the service.
 type Component struct {
-	Status   string `json:"status" enum:"ok,down,stopped,connecting,open,half_open" doc:"ok, down, stopped, connecting, or a circuit breaker's open/half_open"`
+	Status   string `json:"status" enum:"ok,down,stopped,connecting,retrying,dlq_failing,open,half_open" doc:"ok, down, stopped, connecting, the consumer's retrying (partitions waiting in backoff for a dependency) or dlq_failing (a partition blocked on a failing dead-letter write), or a circuit breaker's open/half_open"`
 	Detail   string `json:"detail,omitempty" doc:"Human-readable detail, e.g. the last error"`
 	Required bool   `json:"required" doc:"Whether this component must be ok for the service to be ready"`
 }
