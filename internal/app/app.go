@@ -368,6 +368,7 @@ func (a *App) Run(ctx context.Context) error {
 			return
 		}
 		a.waitForBroker(consumeCtx)
+		a.checkDLQTopic(consumeCtx)
 		consumerDone <- a.consumer.Run(consumeCtx)
 	}()
 
@@ -426,6 +427,24 @@ func (a *App) waitForBroker(ctx context.Context) {
 			return
 		case <-time.After(d):
 		}
+	}
+}
+
+// checkDLQTopic logs an error when the cluster has no KAFKA_DLQ_TOPIC: the
+// first record that must be dead-lettered would block its partition until
+// the topic is created (unless the brokers create topics on first use). A
+// broker that does not answer is not an error here: the consumer retries it.
+func (a *App) checkDLQTopic(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	topic := a.cfg.KafkaDLQTopic
+	missing, err := a.admin.MissingTopics(ctx, topic)
+	switch {
+	case err != nil:
+		a.logger.Debug("dead-letter topic not checked", "dlq_topic", topic, "err", err)
+	case len(missing) > 0:
+		a.logger.Error("dead-letter topic does not exist (KAFKA_DLQ_TOPIC): a record that fails will block its partition until the topic is created, unless the brokers create topics on first use",
+			"dlq_topic", topic)
 	}
 }
 

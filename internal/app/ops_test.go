@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -613,15 +614,39 @@ func TestPartitionsRetryOnceTheBreakerCloses(t *testing.T) {
 	waitReady(t, in, http.StatusOK, "consumer ok again", componentIs("consumer", "ok"))
 }
 
+// lockedBuffer is a bytes.Buffer safe for the service's concurrent logging.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // TestDLQWriteFailureIsVisible: a KAFKA_DLQ_TOPIC the cluster does not have
-// (UNKNOWN_TOPIC_OR_PARTITION) blocks the partition of the first bad record
+// is logged at error level at start-up; dead-letter writes to it
+// (UNKNOWN_TOPIC_OR_PARTITION) block the partition of the first bad record
 // for good; /readyz says so (503), the consumer status has the error, and
 // orders_dlq_write_failures_total counts the failed writes.
 func TestDLQWriteFailureIsVisible(t *testing.T) {
 	addr := freeAddr(t)
 	startBroker(t, addr, t.TempDir())
-	in := apptest.Start(t, apptest.Options{BrokerAddr: addr, Env: map[string]string{"KAFKA_DLQ_TOPIC": "no-such-dlq"}})
+	logs := &lockedBuffer{}
+	in := apptest.Start(t, apptest.Options{BrokerAddr: addr, Env: map[string]string{"KAFKA_DLQ_TOPIC": "no-such-dlq"}, Logs: logs})
 	waitReady(t, in, http.StatusOK, "consumer running", componentIs("consumer", "ok"))
+	// Start-up said so already, before any record failed.
+	if s := logs.String(); !strings.Contains(s, "dead-letter topic does not exist") || !strings.Contains(s, "no-such-dlq") {
+		t.Errorf("no error at start-up about the missing DLQ topic; logs:\n%s", s)
+	}
 
 	produce(t, client(t, addr), &kgo.Record{Key: []byte("m-1"), Value: []byte("{not json")})
 	r := waitReady(t, in, http.StatusServiceUnavailable, "the DLQ failing", componentIs("consumer", "dlq_failing"))

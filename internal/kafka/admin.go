@@ -57,6 +57,26 @@ func (a *Admin) EnsureTopics(ctx context.Context, partitions int32, topics ...st
 	return errors.Join(errs...)
 }
 
+// MissingTopics returns those of topics the cluster does not have (a
+// metadata request, which creates none). An error, transient, means no
+// broker answered: nothing is known then.
+func (a *Admin) MissingTopics(ctx context.Context, topics ...string) ([]string, error) {
+	if len(topics) == 0 {
+		return nil, nil
+	}
+	md, err := a.adm.Metadata(ctx, topics...)
+	if err != nil {
+		return nil, fault.AsTransient(fmt.Errorf("kafka metadata: %w", err))
+	}
+	var missing []string
+	for _, t := range topics {
+		if d, ok := md.Topics[t]; !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			missing = append(missing, t)
+		}
+	}
+	return missing, nil
+}
+
 // PartitionOffsets are a partition's log start and end offsets and the
 // offset a group committed on it (-1: none).
 type PartitionOffsets struct {

@@ -131,6 +131,27 @@ func TestAdminLag(t *testing.T) {
 	})
 }
 
+// TestAdminMissingTopics: MissingTopics names the topics the cluster lacks,
+// and asking creates none.
+func TestAdminMissingTopics(t *testing.T) {
+	e := embStart(t, kafka.EmbeddedConfig{Addr: "127.0.0.1:0", Partitions: 1, Topics: []string{"orders"}})
+	a := adminNew(t, e.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for range 2 { // the second round finds the missing topic still missing
+		missing, err := a.MissingTopics(ctx, "orders", "no-such-dlq")
+		if err != nil {
+			t.Fatalf("MissingTopics: %v", err)
+		}
+		if diff := cmp.Diff([]string{"no-such-dlq"}, missing); diff != "" {
+			t.Errorf("MissingTopics (-want +got):\n%s", diff)
+		}
+	}
+	if n := len(e.Cluster().PartitionInfos("no-such-dlq")); n != 0 {
+		t.Errorf("the missing topic was created, with %d partitions", n)
+	}
+}
+
 func TestAdminUnreachableBrokerIsTransient(t *testing.T) {
 	a := adminNew(t, "127.0.0.1:1")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -138,6 +159,10 @@ func TestAdminUnreachableBrokerIsTransient(t *testing.T) {
 	for name, err := range map[string]error{
 		"ping":   a.Ping(ctx),
 		"ensure": a.EnsureTopics(ctx, 1, "t"),
+		"missing": func() error {
+			_, err := a.MissingTopics(ctx, "t")
+			return err
+		}(),
 		"lag": func() error {
 			_, err := a.GroupOffsets(ctx, "g", "t")
 			return err
