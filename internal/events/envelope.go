@@ -124,7 +124,6 @@ type rawEnvelope struct {
 	Data jsontext.Value `json:"data"`
 }
 
-
 // OrderID returns the order the event's data names, read as the events'
 // decoders read it (the name "orderId" in any case, given once), or ""
 // when it names none as a string. It is the
