@@ -67,6 +67,10 @@ const (
 	StateStopped State = "stopped"
 )
 
+// RetryingAfter is how long a partition waits in backoff on a record that
+// keeps failing with a transient error before Status counts it as retrying.
+const RetryingAfter = 5 * time.Second
+
 // Outcome describes one call of the handler, for metrics, readiness and
 // circuit breakers. Kind and Reason are fault.Of(Err) (zero when Err is nil).
 // DLQ is true when this call's failure was written to the DLQ and
@@ -96,8 +100,11 @@ type Status struct {
 	DeadLettered int64              `json:"records_dead_lettered"`
 	LastError    string             `json:"last_error,omitempty"`
 	LastErrorAt  *time.Time         `json:"last_error_at,omitempty"`
-	// Retrying is how many partitions wait in backoff to try again a
-	// record that failed with a transient error (a dependency is down).
+	// Retrying is how many partitions have waited in backoff for at least
+	// RetryingAfter to try again a record that keeps failing with a
+	// transient error (a dependency is down). A retry that passes sooner —
+	// a race lost once, a blip — is not counted, so readiness does not
+	// flicker with it.
 	Retrying int `json:"partitions_retrying"`
 	// DLQBlocked is how many partitions wait for a record's dead-letter
 	// write, which failed and is being retried.
@@ -416,9 +423,10 @@ func (c *Consumer) Status() Status {
 		DeadLettered: c.deadLettered.Load(),
 		LastError:    c.lastErr,
 	}
+	now := time.Now().UnixNano()
 	for tp, w := range c.workers {
 		st.Assigned[tp.topic] = append(st.Assigned[tp.topic], tp.partition)
-		if w.retrying.Load() {
+		if since := w.retryingSince.Load(); since != 0 && now-since >= int64(RetryingAfter) {
 			st.Retrying++
 		}
 		if w.dlqBlocked.Load() {
@@ -1001,7 +1009,9 @@ type worker struct {
 	committed int64 // guarded by c.commitMu
 	released  bool  // guarded by c.commitMu
 
-	retrying   atomic.Bool // waiting in backoff after a transient error
+	// retryingSince is when the record being retried first failed with a
+	// transient error (UnixNano), 0 when none is.
+	retryingSince atomic.Int64
 	dlqBlocked atomic.Bool // a dead-letter write failed and is being retried
 }
 
@@ -1279,7 +1289,7 @@ func (w *worker) process(rec *kgo.Record, first int, correlation string) bool {
 	c.logger.LogAttrs(ctx, slog.LevelDebug, "record received", recordAttrs(rec, meta, slog.Int("bytes", len(rec.Value)))...)
 
 	bo := newBackoff(c.cfg.RetryInitial, c.cfg.RetryMax)
-	defer w.retrying.Store(false)
+	defer w.retryingSince.Store(0)
 	for attempt := first; ; attempt++ {
 		meta.Attempt = attempt
 		// Taken before the call, so that a RetryNow during it is not missed.
@@ -1313,7 +1323,11 @@ func (w *worker) process(rec *kgo.Record, first int, correlation string) bool {
 				slog.Int("attempts", attempt), slog.Duration("retry_in", wait),
 				slog.String("error", err.Error()))...)
 		c.emit(out)
-		w.retrying.Store(out.Kind == fault.Transient)
+		if out.Kind != fault.Transient {
+			w.retryingSince.Store(0)
+		} else if w.retryingSince.Load() == 0 {
+			w.retryingSince.Store(start.UnixNano())
+		}
 		ok, woken := pauseOrWake(w.ctx, w.quit, wake, wait)
 		if !ok {
 			c.logger.LogAttrs(ctx, slog.LevelInfo, "retry abandoned: partition released; the record will be delivered again",
