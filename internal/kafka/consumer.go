@@ -1012,7 +1012,7 @@ type worker struct {
 	// retryingSince is when the record being retried first failed with a
 	// transient error (UnixNano), 0 when none is.
 	retryingSince atomic.Int64
-	dlqBlocked atomic.Bool // a dead-letter write failed and is being retried
+	dlqBlocked    atomic.Bool // a dead-letter write failed and is being retried
 }
 
 func newWorker(s *session, topic string, partition int32) *worker {
