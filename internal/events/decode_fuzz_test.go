@@ -14,10 +14,11 @@ import (
 	"github.com/orderd/orderd/internal/order/create"
 )
 
-// decodeReasons are the reasons events.Decode may give.
+// decodeReasons are the reasons events.Decode may give: invalid_data for a
+// name given twice within data.
 var decodeReasons = map[string]bool{
 	events.ReasonTooLarge: true, events.ReasonInvalidUTF8: true, events.ReasonMalformedJSON: true,
-	events.ReasonInvalidEnvelope: true,
+	events.ReasonInvalidEnvelope: true, order.ReasonInvalid: true,
 }
 
 // FuzzDecode feeds arbitrary record values to the envelope decoder and the

@@ -371,6 +371,9 @@ func pointerField(p jsontext.Pointer) string {
 		if b.Len() > 0 {
 			b.WriteByte('.')
 		}
+		if tok == "" {
+			tok = `""` // the empty name
+		}
 		b.WriteString(tok)
 	}
 	if b.Len() == 0 {
