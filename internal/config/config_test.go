@@ -427,7 +427,7 @@ func TestBadValues(t *testing.T) {
 
 // TestHosts: the hosts APP_HOST and BACKEND_ALLOWED_HOSTS take.
 func TestHosts(t *testing.T) {
-	for _, h := range []string{"0.0.0.0", "::", "::1", "localhost", "orders_api", "my-host.example.com", "example.com."} {
+	for _, h := range []string{"0.0.0.0", "::", "::1", "fe80::1%eth0", "localhost", "orders_api", "my-host.example.com", "example.com."} {
 		c, err := Load(env{"APP_HOST": h}.getenv, "")
 		if err != nil || c.AppHost != h {
 			t.Errorf("APP_HOST=%q: %v, %q", h, err, c.AppHost)

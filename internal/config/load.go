@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -324,7 +325,7 @@ func (l *loader) hostPatterns(name string) []string {
 // have), none over 63 bytes or starting or ending with a hyphen, and not all
 // digits and dots unless it is an IPv4 address.
 func validHost(s string) bool {
-	if net.ParseIP(s) != nil {
+	if _, err := netip.ParseAddr(s); err == nil { // an IPv6 zone too: fe80::1%eth0
 		return true
 	}
 	if s == "" || len(s) > 253 || strings.Trim(s, "0123456789.") == "" {

@@ -58,12 +58,25 @@ func Decode(value []byte) (Envelope, error) {
 	var raw rawEnvelope
 	if err := jsonv2.Unmarshal(value, &raw); err != nil {
 		if name, ok := create.DuplicateName(err); ok {
-			// Two readers of it could read two different events.
+			// Two readers of it could read two different events. Still
+			// named, for the logs and DLQ headers, by what it holds once
+			// (read again, keeping the last of each name).
 			reason := ReasonInvalidEnvelope
 			if strings.HasPrefix(name, "data.") {
 				reason = order.ReasonInvalid
 			}
-			return Envelope{}, fault.Permanentf(reason, "%s is given twice", name)
+			var ev Envelope
+			if name != "id" && name != "name" && jsonv2.Unmarshal(value, &raw, jsontext.AllowDuplicateNames(true)) == nil {
+				_ = envelopeString("id", raw.ID, &ev.ID)
+				_ = envelopeString("name", raw.Name, &ev.Name)
+				if len(ev.ID) > MaxIDBytes {
+					ev.ID = ""
+				}
+				if raw.Data.Kind() == '{' && name != "data" {
+					ev.Data = json.RawMessage(raw.Data)
+				}
+			}
+			return ev, fault.Permanentf(reason, "%s is given twice", name)
 		}
 		if len(bytes.TrimSpace(value)) > 0 && json.Valid(value) {
 			return Envelope{}, errNotObject
@@ -140,6 +153,6 @@ func (e Envelope) OrderID() string {
 }
 
 // dataOptions decode the data of events other than OrderCreated as
-// create's decoder does OrderCreated's: names in any case, as
-// encoding/json matches them, each given once.
-var dataOptions = jsonv2.MatchCaseInsensitiveNames(true)
+// create's decoder does OrderCreated's (create.DecodeOptions): names in any
+// case, as encoding/json matches them, each given once.
+var dataOptions = create.DecodeOptions

@@ -96,6 +96,11 @@ func TestDecodeRepeatedName(t *testing.T) {
 			t.Errorf("Decode(%s) = %s (%v); want permanent %q", value, got, kind, want)
 		}
 	}
+	// Refused, it is still named by its id and name for the DLQ headers.
+	ev, err := events.Decode([]byte(`{"id":"1","name":"OrderShipped","data":{"orderId":"o","extra":{"k":1,"k":2}}}`))
+	if err == nil || ev.ID != "1" || ev.Name != "OrderShipped" {
+		t.Errorf("Decode of a repeat within data = %+v, %v; want it refused, named 1 and OrderShipped", ev, err)
+	}
 }
 
 func TestDecodeSeedSample(t *testing.T) {
@@ -144,6 +149,7 @@ func TestEnvelopeOrderID(t *testing.T) {
 		`{"orderId":"A","OrderId":"B"}`:  "",
 		`{"orderId":"A","orderId":"B"}`:  "",
 		`{"orderId":5}`:                  "",
+		`{"order_id":"o-1"}`:             "", // as encoding/json: "_" counts
 		`{"customerId":"c"}`:             "",
 		`{"items":[{"orderId":"x"}]}`:    "",
 	} {

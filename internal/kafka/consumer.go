@@ -1328,6 +1328,11 @@ func (w *worker) process(rec *kgo.Record, first int, correlation string) bool {
 		} else if w.retryingSince.Load() == 0 {
 			w.retryingSince.Store(start.UnixNano())
 		}
+		if out.Kind != fault.Transient {
+			// A dependency coming back says nothing of this error: its
+			// tries keep their pace toward MAX_ATTEMPTS.
+			wake = nil
+		}
 		ok, woken := pauseOrWake(w.ctx, w.quit, wake, wait)
 		if !ok {
 			c.logger.LogAttrs(ctx, slog.LevelInfo, "retry abandoned: partition released; the record will be delivered again",

@@ -87,3 +87,29 @@ func TestConsumerGroupFailureIsConnecting(t *testing.T) {
 		return st.State == kafka.StateRunning && len(st.Assigned[ctTopic]) == 2
 	}, "running with both partitions once the group is joined")
 }
+
+// TestConsumerRetryNowLeavesOtherErrors: RetryNow wakes only partitions
+// waiting on a transient error. One retrying an unclassified error keeps
+// its backoff, here an hour, so that a dependency coming back does not
+// spend its MAX_ATTEMPTS sooner.
+func TestConsumerRetryNowLeavesOtherErrors(t *testing.T) {
+	kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
+	kc.Produce(&kgo.Record{Topic: ctTopic, Value: []byte("r|0")})
+	var calls atomic.Int32
+	h := func(ctx context.Context, rec *kgo.Record) error {
+		calls.Add(1)
+		return errors.New("a bug, not an outage")
+	}
+	cfg := ctConfig(kc)
+	cfg.RetryInitial, cfg.RetryMax = time.Hour, time.Hour
+	c := ctNew(t, cfg, h)
+	ctRun(t, c)
+
+	kafkatest.Eventually(t, 20*time.Second, func() bool { return calls.Load() == 1 }, "the first attempt")
+	time.Sleep(100 * time.Millisecond) // into its backoff
+	c.RetryNow()
+	time.Sleep(500 * time.Millisecond) // a woken retry comes at once
+	if n := calls.Load(); n != 1 {
+		t.Errorf("handler called %d times after RetryNow, want 1: an unclassified error keeps its backoff", n)
+	}
+}

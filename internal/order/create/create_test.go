@@ -114,6 +114,9 @@ func TestDecodeAcceptsWhatEncodingJSONDid(t *testing.T) {
 	if err != nil || got.Order.CustomerID != "c-1" {
 		t.Fatalf("upper-case name: %+v, %v", got.Order, err)
 	}
+	if _, err := create.Decode([]byte(strings.Replace(valid, `"customerId":"c-1"`, `"customer_id":"c-1"`, 1)), now); order.ReasonOf(err) != order.ReasonInvalid {
+		t.Errorf("customer_id for customerId: %v; want invalid_data, as encoding/json (\"_\" counts)", err)
+	}
 	for _, repeated := range []string{`"customerId":"c-0","customerId":"c-1"`, `"customerId":"c-0","CustomerId":"c-1"`} {
 		_, err = create.Decode([]byte(strings.Replace(valid, `"customerId":"c-1"`, repeated, 1)), now)
 		if order.ReasonOf(err) != order.ReasonInvalid || !strings.Contains(err.Error(), "Id is given twice") {
