@@ -613,12 +613,11 @@ func (c *Consumer) newSession(ctx context.Context) (*session, error) {
 
 // dlqWriteFailed reports a failed attempt to dead-letter rec: until it is
 // acknowledged its partition is stuck, which the status, /readyz and the
-// metrics say, not only the log.
+// metrics say, not only the log. (The publishing worker marks itself
+// blocked: a lookup by partition could mark the worker of a later
+// assignment instead.)
 func (s *session) dlqWriteFailed(rec *kgo.Record, err error) {
 	c := s.c
-	if w := c.worker(rec.Topic, rec.Partition); w != nil {
-		w.dlqBlocked.Store(true)
-	}
 	c.noteError(fmt.Errorf("dead-letter write to %s failed; partition %s[%d] waits: %w", s.dlq.Topic(), rec.Topic, rec.Partition, err))
 	if c.dlqFailed != nil {
 		c.dlqFailed(err)
@@ -1349,8 +1348,8 @@ func (w *worker) process(rec *kgo.Record, first int, correlation string) bool {
 // whether it was.
 func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, meta *delivery.Meta, out Outcome, errorKind string) bool {
 	c := w.s.c
-	defer w.dlqBlocked.Store(false) // set by dlqWriteFailed
-	if err := w.s.dlq.publish(ctx, w.quit, rec, meta, out.Err, errorKind, out.Attempts); err != nil {
+	defer w.dlqBlocked.Store(false) // set by publish on a failed try
+	if err := w.s.dlq.publish(ctx, w.quit, rec, meta, out.Err, errorKind, out.Attempts, &w.dlqBlocked); err != nil {
 		c.logger.LogAttrs(ctx, slog.LevelWarn, "dead-letter write abandoned: partition released; the record will be delivered again",
 			recordAttrs(rec, meta, slog.String("error_kind", errorKind), slog.String("error", err.Error()))...)
 		c.emit(out)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -109,13 +110,13 @@ func (d *DLQ) Topic() string { return d.topic }
 // the error_kind header (a fault reason code, or ErrorKindExhausted); meta may
 // be nil.
 func (d *DLQ) Publish(ctx context.Context, rec *kgo.Record, meta *delivery.Meta, err error, errorKind string, attempts int) error {
-	return d.publish(ctx, nil, rec, meta, err, errorKind, attempts)
+	return d.publish(ctx, nil, rec, meta, err, errorKind, attempts, nil)
 }
 
 // publish is Publish that also gives up between attempts when stop closes,
 // which the consumer uses when a partition is revoked: the source offset is
 // then left uncommitted and the record comes back.
-func (d *DLQ) publish(ctx context.Context, stop <-chan struct{}, rec *kgo.Record, meta *delivery.Meta, cause error, errorKind string, attempts int) error {
+func (d *DLQ) publish(ctx context.Context, stop <-chan struct{}, rec *kgo.Record, meta *delivery.Meta, cause error, errorKind string, attempts int, blocked *atomic.Bool) error {
 	if meta == nil {
 		meta = &delivery.Meta{}
 	}
@@ -137,6 +138,9 @@ func (d *DLQ) publish(ctx context.Context, stop <-chan struct{}, rec *kgo.Record
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("kafka dlq: write to %s abandoned: %w", d.topic, ctx.Err())
+		}
+		if blocked != nil {
+			blocked.Store(true)
 		}
 		if d.failed != nil {
 			d.failed(rec, err)
