@@ -70,10 +70,7 @@ func decodeData(raw json.RawMessage, dst interface{ OrderID() string }) error {
 	if id == "" {
 		return order.Reject(order.ReasonInvalid, "data.orderId is required")
 	}
-	if len(id) > order.MaxTextBytes {
-		return order.Reject(order.ReasonInvalid, "data.orderId is longer than 1 KiB")
-	}
-	return nil
+	return order.CheckText("data.orderId", id)
 }
 
 // OrderID is the order the event is about.

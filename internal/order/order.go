@@ -5,6 +5,7 @@ package order
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -174,6 +175,15 @@ func SameContent(a, b *Order) bool {
 // cancellation reason, a tracking number — in bytes of UTF-8 (§2: strings
 // ≤ 1 KiB), not in characters: 1,024 "€" are 3,072 bytes.
 const MaxTextBytes = 1024
+
+// CheckText refuses (invalid_data) a text over MaxTextBytes, naming it as
+// field.
+func CheckText(field, s string) error {
+	if len(s) > MaxTextBytes {
+		return Reject(ReasonInvalid, fmt.Sprintf("%s is %d bytes, at most %d allowed", field, len(s), MaxTextBytes))
+	}
+	return nil
+}
 
 // MaxUnits bounds a product's units, available and reserved together. Only
 // setting the stock adds units (reserving and releasing move them), so with

@@ -49,8 +49,8 @@ func New(rules order.Rules, n order.Notifier) *UseCase {
 
 // Run executes the seed's five steps inside tx.
 func (uc *UseCase) Run(ctx context.Context, tx Store, in Input) (Output, error) {
-	if len(in.Reason) > order.MaxTextBytes {
-		return Output{}, order.Reject(order.ReasonInvalid, fmt.Sprintf("reason is %d bytes, at most %d allowed", len(in.Reason), order.MaxTextBytes))
+	if err := order.CheckText("reason", in.Reason); err != nil {
+		return Output{}, err
 	}
 	// 1. Load.
 	o, err := tx.Order(ctx, in.OrderID)

@@ -4,7 +4,6 @@ package fulfil
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/orderd/orderd/internal/order"
@@ -45,8 +44,8 @@ func (uc *UseCase) Run(ctx context.Context, tx Store, in Input) (Output, error) 
 	if in.To != order.StatusShipped && in.To != order.StatusDelivered {
 		return Output{}, order.Reject(order.ReasonInvalidTransition, "fulfilment moves orders to shipped or delivered, not "+string(in.To))
 	}
-	if len(in.TrackingNumber) > order.MaxTextBytes {
-		return Output{}, order.Reject(order.ReasonInvalid, fmt.Sprintf("tracking number is %d bytes, at most %d allowed", len(in.TrackingNumber), order.MaxTextBytes))
+	if err := order.CheckText("tracking number", in.TrackingNumber); err != nil {
+		return Output{}, err
 	}
 	o, err := tx.Order(ctx, in.OrderID)
 	if err != nil {
