@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -614,24 +613,6 @@ func TestPartitionsRetryOnceTheBreakerCloses(t *testing.T) {
 	waitReady(t, in, http.StatusOK, "consumer ok again", componentIs("consumer", "ok"))
 }
 
-// lockedBuffer is a bytes.Buffer safe for the service's concurrent logging.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestDLQWriteFailureIsVisible: a KAFKA_DLQ_TOPIC the cluster does not have
 // is logged at error level at start-up; dead-letter writes to it
 // (UNKNOWN_TOPIC_OR_PARTITION) block the partition of the first bad record
@@ -640,7 +621,7 @@ func (b *lockedBuffer) String() string {
 func TestDLQWriteFailureIsVisible(t *testing.T) {
 	addr := freeAddr(t)
 	startBroker(t, addr, t.TempDir())
-	logs := &lockedBuffer{}
+	logs := &logBuffer{}
 	in := apptest.Start(t, apptest.Options{BrokerAddr: addr, Env: map[string]string{"KAFKA_DLQ_TOPIC": "no-such-dlq"}, Logs: logs})
 	waitReady(t, in, http.StatusOK, "consumer running", componentIs("consumer", "ok"))
 	// Start-up said so already, before any record failed.
