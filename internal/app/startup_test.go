@@ -24,33 +24,10 @@ import (
 	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
 )
 
-// messageLog keeps the message of every record logged through it.
-type messageLog struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (h *messageLog) Enabled(context.Context, slog.Level) bool { return true }
-func (h *messageLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *messageLog) WithGroup(string) slog.Handler            { return h }
-func (h *messageLog) Handle(_ context.Context, r slog.Record) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.msgs = append(h.msgs, r.Message)
-	return nil
-}
-
-// count returns how many records had a message starting with prefix.
-func (h *messageLog) count(prefix string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, m := range h.msgs {
-		if strings.HasPrefix(m, prefix) {
-			n++
-		}
-	}
-	return n
+// logged counts the records in logs (a text handler's output) whose
+// message starts with prefix.
+func logged(logs *logBuffer, prefix string) int {
+	return strings.Count(logs.String(), ` msg="`+prefix)
 }
 
 // startupConfig is the configuration of an instance on dbURL, with an
@@ -115,8 +92,8 @@ func TestDatabaseDownAtStartUp(t *testing.T) {
 	u.Host = l.Addr().String()
 	l.Close()
 
-	logs := &messageLog{}
-	a, err := app.New(t.Context(), startupConfig(t, u.String()), slog.New(logs), app.Options{})
+	logs := &logBuffer{}
+	a, err := app.New(t.Context(), startupConfig(t, u.String()), slog.New(slog.NewTextHandler(logs, nil)), app.Options{})
 	if err != nil {
 		t.Fatalf("app.New with the database down: %v; want the service to start and retry", err)
 	}
@@ -144,10 +121,10 @@ func TestDatabaseDownAtStartUp(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Content-Type") != "application/problem+json" {
 		t.Errorf("GET /orders with the database down: %d %s; want 503 application/problem+json", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	if n := logs.count("database opened"); n != 0 {
+	if n := logged(logs, "database opened"); n != 0 {
 		t.Errorf(`"database opened" logged %d times before the database answered`, n)
 	}
-	if logs.count("database not reachable") == 0 {
+	if logged(logs, "database not reachable") == 0 {
 		t.Error("no warning that the database is not reachable")
 	}
 
@@ -175,7 +152,7 @@ func TestDatabaseDownAtStartUp(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /orders once ready: %d", resp.StatusCode)
 	}
-	if n := logs.count("database opened"); n != 1 {
+	if n := logged(logs, "database opened"); n != 1 {
 		t.Errorf(`"database opened" logged %d times, want once`, n)
 	}
 }
