@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -50,50 +49,19 @@ func startupConfig(t *testing.T, dbURL string) config.Config {
 	return cfg
 }
 
-// forward accepts connections on l and joins each to a new connection to
-// target, until l is closed.
-func forward(t *testing.T, l net.Listener, target string) {
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			in, err := l.Accept()
-			if err != nil {
-				return
-			}
-			out, err := net.Dial("tcp", target)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			wg.Go(func() { _, _ = io.Copy(out, in); out.Close() })
-			wg.Go(func() { _, _ = io.Copy(in, out); in.Close() })
-		}
-	})
-}
-
 // TestDatabaseDownAtStartUp (§6 start-up): with PostgreSQL unreachable, the
 // service still starts. /readyz answers 503 naming the database, and the
 // routes that need it answer 503 problem+json. Once the database answers,
 // the schema is migrated, "database opened" is logged (once, and not before)
 // and the service becomes ready without a restart.
 func TestDatabaseDownAtStartUp(t *testing.T) {
-	u, err := url.Parse(sqlstoretest.URL(t, sqlstore.DialectPostgres))
-	if err != nil {
-		t.Fatal(err)
-	}
-	server := u.Host
-	// A port nothing listens on yet: the database's address, until the
-	// proxy to the real server opens it.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = l.Addr().String()
-	l.Close()
+	// The database is reached through a proxy that refuses connections
+	// until Reopen.
+	dbURL, proxy := proxiedPostgres(t)
+	proxy.Close()
 
 	logs := &logBuffer{}
-	a, err := app.New(t.Context(), startupConfig(t, u.String()), slog.New(slog.NewTextHandler(logs, nil)), app.Options{})
+	a, err := app.New(t.Context(), startupConfig(t, dbURL), slog.New(slog.NewTextHandler(logs, nil)), app.Options{})
 	if err != nil {
 		t.Fatalf("app.New with the database down: %v; want the service to start and retry", err)
 	}
@@ -128,11 +96,7 @@ func TestDatabaseDownAtStartUp(t *testing.T) {
 		t.Error("no warning that the database is not reachable")
 	}
 
-	l, err = net.Listen("tcp", u.Host)
-	if err != nil {
-		t.Fatalf("reopen the database's port: %v", err)
-	}
-	forward(t, l, server)
+	proxy.Reopen()
 	deadline := time.Now().Add(45 * time.Second)
 	for {
 		code, ready = readiness(t, base)
