@@ -48,7 +48,7 @@ func (a *App) observe(o kafka.Outcome) {
 	if event == "" {
 		event = metrics.UnknownEvent
 	}
-	a.metrics.Event(event, metrics.Outcome(o.Label()), o.Duration)
+	a.metrics.Event(event, o.Label(), o.Duration)
 }
 
 // dlqErrorKind is the error_kind the consumer wrote on the DLQ record: the

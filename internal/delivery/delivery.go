@@ -1,7 +1,8 @@
 // Package delivery carries what is known about the message being handled
-// (correlation id, event id and name, order id, attempt) through a context, so
-// that the consumer, the event processors and the logs all describe a message
-// the same way without importing each other.
+// (correlation id, event id and name, order id, attempt) through a context,
+// and names what handling it came to (Outcome), so that the consumer, the
+// event processors, the metrics and the logs all describe a message the same
+// way without importing each other.
 package delivery
 
 import (
@@ -56,3 +57,26 @@ func (m *Meta) LogAttrs() []slog.Attr {
 		slog.String("order_id", m.OrderID),
 	}
 }
+
+// Outcome is what handling one record came to, in the words of the
+// consumer's "record handled" log line (its outcome attribute) and of the
+// outcome label of orders_events_total: one list for both.
+type Outcome string
+
+// The outcomes of handling a record.
+const (
+	// Applied means the event's effect was committed.
+	Applied Outcome = "applied"
+	// Duplicate means the event had been applied before; nothing was done.
+	Duplicate Outcome = "duplicate"
+	// DeadLettered means the record failed and was acknowledged on the DLQ
+	// topic.
+	DeadLettered Outcome = "dead_lettered"
+	// Retried means the call failed and the record stays unfinished: it is
+	// tried again (or, if its partition was released meanwhile, delivered
+	// again).
+	Retried Outcome = "retried"
+)
+
+// Outcomes lists every Outcome, for metrics that create their series ahead.
+var Outcomes = [...]Outcome{Applied, Duplicate, DeadLettered, Retried}

@@ -42,7 +42,7 @@ func BenchmarkHandle(b *testing.B) {
 			src := newSampleSource(b, "bench-handle-"+dialect)
 			b.ReportAllocs()
 			for b.Loop() {
-				if res, err := h.Handle(ctx, src.next()); err != nil || res != events.Applied {
+				if res, err := h.Handle(ctx, src.next()); err != nil || res != delivery.Applied {
 					b.Fatalf("handle: %v, %v; want applied", res, err)
 				}
 			}
@@ -92,12 +92,12 @@ func BenchmarkHandleDuplicate(b *testing.B) {
 			h := benchHandler(b, dialect)
 			ctx := b.Context()
 			_, value := events.SampleOrderCreated("bench-duplicate", 0, rand.New(rand.NewPCG(1, 2)))
-			if res, err := h.Handle(ctx, value); err != nil || res != events.Applied {
+			if res, err := h.Handle(ctx, value); err != nil || res != delivery.Applied {
 				b.Fatalf("first delivery: %v, %v; want applied", res, err)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if res, err := h.Handle(ctx, value); err != nil || res != events.Duplicate {
+				if res, err := h.Handle(ctx, value); err != nil || res != delivery.Duplicate {
 					b.Fatalf("redelivery: %v, %v; want duplicate", res, err)
 				}
 			}

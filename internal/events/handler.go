@@ -14,15 +14,6 @@ import (
 	"github.com/orderd/orderd/internal/order/create"
 )
 
-// Result is what handling one event came to.
-type Result string
-
-// The results of Handle that are not errors.
-const (
-	Applied   Result = "applied"   // the effect was committed now
-	Duplicate Result = "duplicate" // the event id was in the inbox: nothing done
-)
-
 // Handler decodes record values and applies them through the registry.
 type Handler struct {
 	registry *Registry
@@ -37,13 +28,13 @@ func NewHandler(r *Registry, tx order.Transactor, logger *slog.Logger) *Handler 
 
 // Handle applies one record value in a transaction of its own. It returns
 // nil only once the effect and the event id are committed together, or the
-// id was already committed (a redelivery: Duplicate). Errors carry their
+// id was already committed (a redelivery: delivery.Duplicate). Errors carry their
 // class (internal/fault): decoding and rule errors are permanent, store
 // outages transient.
 //
 // A rule refusal is recorded in the inbox too, so a redelivered refused event
 // is refused again with the same reason, never applied late.
-func (h *Handler) Handle(ctx context.Context, value []byte) (Result, error) {
+func (h *Handler) Handle(ctx context.Context, value []byte) (delivery.Outcome, error) {
 	meta := delivery.MetaFrom(ctx)
 	n, errs, stop := h.HandleBatch(ctx, [][]byte{value}, []*delivery.Meta{meta})
 	if n == 0 {
@@ -53,9 +44,9 @@ func (h *Handler) Handle(ctx context.Context, value []byte) (Result, error) {
 		return "", errs[0]
 	}
 	if meta.Duplicate {
-		return Duplicate, nil
+		return delivery.Duplicate, nil
 	}
-	return Applied, nil
+	return delivery.Applied, nil
 }
 
 // HandleBatch applies the record values of one partition, in order, in one

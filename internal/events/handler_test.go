@@ -42,17 +42,17 @@ func TestRefusalIsSticky(t *testing.T) {
 	eachDialect(t, map[string]int64{"scarce": 2}, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
 		ctx := context.Background()
 
-		handle := func(value []byte) (events.Result, error) {
+		handle := func(value []byte) (delivery.Outcome, error) {
 			t.Helper()
 			return h.Handle(ctx, value)
 		}
-		if res, err := handle(created("a-created", "A", "scarce", 2)); err != nil || res != events.Applied {
+		if res, err := handle(created("a-created", "A", "scarce", 2)); err != nil || res != delivery.Applied {
 			t.Fatalf("A created: %v, %v", res, err)
 		}
 		bCreated := created("b-created", "B", "scarce", 2)
 		_, err := handle(bCreated)
 		wantRefusal(t, "B created", err, order.ReasonOutOfStock)
-		if res, err := handle(cancelled("a-cancelled", "A")); err != nil || res != events.Applied {
+		if res, err := handle(cancelled("a-cancelled", "A")); err != nil || res != delivery.Applied {
 			t.Fatalf("A cancelled: %v, %v", res, err)
 		}
 		wantStock(t, st, order.Stock{ProductID: "scarce", Available: 2})
@@ -63,7 +63,7 @@ func TestRefusalIsSticky(t *testing.T) {
 		if !strings.Contains(err.Error(), "earlier delivery") {
 			t.Errorf("redelivered refusal = %q, want it to say it was refused before", err)
 		}
-		if res, err := handle(created("a-created", "A", "scarce", 2)); err != nil || res != events.Duplicate {
+		if res, err := handle(created("a-created", "A", "scarce", 2)); err != nil || res != delivery.Duplicate {
 			t.Errorf("A created, redelivered: %v, %v; want duplicate", res, err)
 		}
 		wantStock(t, st, order.Stock{ProductID: "scarce", Available: 2})
@@ -114,7 +114,7 @@ func TestRefusalOfOtherEvents(t *testing.T) {
 		early := cancelled("c-cancelled", "C")
 		_, err := h.Handle(ctx, early)
 		wantRefusal(t, "cancel before create", err, order.ReasonNotFound)
-		if res, err := h.Handle(ctx, created("c-created", "C", "plenty", 1)); err != nil || res != events.Applied {
+		if res, err := h.Handle(ctx, created("c-created", "C", "plenty", 1)); err != nil || res != delivery.Applied {
 			t.Fatalf("C created: %v, %v", res, err)
 		}
 		_, err = h.Handle(ctx, early)
@@ -410,7 +410,7 @@ func TestEventOrderIDIsTheOneActedOn(t *testing.T) {
 	eachDialect(t, nil, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
 		ctx := context.Background()
 		for _, v := range [][]byte{created("a-created", "A", "p", 1), created("b-created", "B", "p", 1)} {
-			if res, err := h.Handle(ctx, v); err != nil || res != events.Applied {
+			if res, err := h.Handle(ctx, v); err != nil || res != delivery.Applied {
 				t.Fatalf("created: %v, %v", res, err)
 			}
 		}
@@ -445,7 +445,7 @@ func TestEventIDReusedByAnotherEvent(t *testing.T) {
 	t.Parallel()
 	eachDialect(t, nil, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
 		ctx := context.Background()
-		if res, err := h.Handle(ctx, created("e1", "R", "plenty", 1)); err != nil || res != events.Applied {
+		if res, err := h.Handle(ctx, created("e1", "R", "plenty", 1)); err != nil || res != delivery.Applied {
 			t.Fatalf("R created: %v, %v", res, err)
 		}
 		_, err := h.Handle(ctx, cancelled("e1", "R"))
@@ -478,7 +478,7 @@ func TestOrderCreatedAgainWithAnotherStatus(t *testing.T) {
 	}
 	eachDialect(t, nil, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
 		ctx := context.Background()
-		if res, err := h.Handle(ctx, withStatus("s-1", "PENDING")); err != nil || res != events.Applied {
+		if res, err := h.Handle(ctx, withStatus("s-1", "PENDING")); err != nil || res != delivery.Applied {
 			t.Fatalf("S created pending: %v, %v", res, err)
 		}
 		_, err := h.Handle(ctx, withStatus("s-2", "NEW"))

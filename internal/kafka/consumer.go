@@ -1211,7 +1211,7 @@ func (w *worker) handled(ctx context.Context, rec *kgo.Record, meta *delivery.Me
 	c := w.s.c
 	c.handled.Add(1)
 	if c.logger.Enabled(ctx, c.handledLevel) {
-		attrs := recordAttrs(rec, meta, slog.String("outcome", out.Label()),
+		attrs := recordAttrs(rec, meta, slog.String("outcome", string(out.Label())),
 			slog.Int("attempts", out.Attempts), slog.Duration("duration", out.Duration))
 		if meta.Summary != "" {
 			attrs = append(attrs, slog.String("summary", meta.Summary))
@@ -1221,28 +1221,20 @@ func (w *worker) handled(ctx context.Context, rec *kgo.Record, meta *delivery.Me
 	c.emit(out)
 }
 
-// What a handler call came to (Outcome.Label).
-const (
-	outcomeApplied      = "applied"
-	outcomeDuplicate    = "duplicate"
-	outcomeDeadLettered = "dead_lettered"
-	outcomeRetried      = "retried"
-)
-
 // Label says what the call came to, in the words of orders_events_total's
 // outcome label and of the outcome attribute of the consumer's log lines:
 // applied, duplicate, dead_lettered, or retried (the record stays
 // unfinished).
-func (o Outcome) Label() string {
+func (o Outcome) Label() delivery.Outcome {
 	switch {
 	case o.Err == nil && o.Duplicate:
-		return outcomeDuplicate
+		return delivery.Duplicate
 	case o.Err == nil:
-		return outcomeApplied
+		return delivery.Applied
 	case o.DLQ:
-		return outcomeDeadLettered
+		return delivery.DeadLettered
 	}
-	return outcomeRetried
+	return delivery.Retried
 }
 
 // errorKind is the DLQ error_kind of a failed call the consumer gives up on:
@@ -1362,7 +1354,7 @@ func (w *worker) deadLetter(ctx context.Context, rec *kgo.Record, meta *delivery
 		level = slog.LevelError
 	}
 	c.logger.LogAttrs(ctx, level, "record sent to the dead-letter topic",
-		recordAttrs(rec, meta, slog.String("outcome", outcomeDeadLettered),
+		recordAttrs(rec, meta, slog.String("outcome", string(delivery.DeadLettered)),
 			slog.String("dlq_topic", w.s.dlq.Topic()), slog.String("error_kind", errorKind),
 			slog.Int("attempts", out.Attempts), slog.Duration("duration", out.Duration),
 			slog.String("error", out.Err.Error()))...)

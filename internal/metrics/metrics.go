@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/plugin/kprom"
+
+	"github.com/orderd/orderd/internal/delivery"
 )
 
 // Metric names, as served on /metrics.
@@ -39,32 +41,13 @@ const (
 	KafkaClientNamespace = "orders_kafka"
 )
 
-// Outcome is what one handler call came to, the outcome label of
-// orders_events_total.
-type Outcome string
-
-// The outcomes of a handler call.
-const (
-	// Applied means the event's effect was committed.
-	Applied Outcome = "applied"
-	// Duplicate means the event had been applied before; nothing was done.
-	Duplicate Outcome = "duplicate"
-	// DeadLettered means the record failed and was acknowledged on the DLQ topic.
-	DeadLettered Outcome = "dead_lettered"
-	// Retried means the call failed and the record stays unfinished: it is
-	// tried again (or, if its partition was released meanwhile, delivered again).
-	Retried Outcome = "retried"
-)
-
-var outcomes = [...]Outcome{Applied, Duplicate, DeadLettered, Retried}
-
 // UnknownEvent is the event label of records whose event name could not be
 // read or is not registered, so that the wire cannot create label values.
 const UnknownEvent = "unknown"
 
 // eventSeries are one event name's pre-resolved series.
 type eventSeries struct {
-	outcomes [len(outcomes)]prometheus.Counter
+	outcomes [len(delivery.Outcomes)]prometheus.Counter
 	duration prometheus.Observer
 }
 
@@ -151,7 +134,7 @@ func New(eventNames []string) *Metrics {
 	m.events = make(map[string]*eventSeries, len(eventNames)+1)
 	for _, name := range append([]string{UnknownEvent}, eventNames...) {
 		s := &eventSeries{duration: duration.WithLabelValues(name)}
-		for i, o := range outcomes {
+		for i, o := range delivery.Outcomes {
 			s.outcomes[i] = events.WithLabelValues(name, string(o))
 		}
 		m.events[name] = s
@@ -173,12 +156,12 @@ func (m *Metrics) Handler() http.Handler {
 
 // Event counts one handler call of event name with its outcome and
 // duration. It is safe for concurrent use and allocates nothing.
-func (m *Metrics) Event(name string, outcome Outcome, d time.Duration) {
+func (m *Metrics) Event(name string, outcome delivery.Outcome, d time.Duration) {
 	s := m.events[name]
 	if s == nil {
 		s = m.events[UnknownEvent]
 	}
-	for i, o := range outcomes {
+	for i, o := range delivery.Outcomes {
 		if o == outcome {
 			s.outcomes[i].Inc()
 			break

@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/orderd/orderd/internal/delivery"
 	"github.com/orderd/orderd/internal/kafka/kafkatest"
 	"github.com/orderd/orderd/internal/metrics"
 )
@@ -73,12 +74,12 @@ func TestEvents(t *testing.T) {
 	expect(t, reg, metrics.EventsTotal, map[string]string{"event": "OrderCancelled", "outcome": "retried"}, 0)
 	expect(t, reg, metrics.EventsTotal, map[string]string{"event": "unknown", "outcome": "dead_lettered"}, 0)
 
-	m.Event("OrderCreated", metrics.Applied, 10*time.Millisecond)
-	m.Event("OrderCreated", metrics.Applied, 20*time.Millisecond)
-	m.Event("OrderCreated", metrics.Duplicate, time.Millisecond)
-	m.Event("OrderCancelled", metrics.Retried, time.Second)
-	m.Event("OrderTeleported", metrics.DeadLettered, time.Millisecond) // not registered
-	m.Event("", metrics.DeadLettered, time.Millisecond)                // not decodable
+	m.Event("OrderCreated", delivery.Applied, 10*time.Millisecond)
+	m.Event("OrderCreated", delivery.Applied, 20*time.Millisecond)
+	m.Event("OrderCreated", delivery.Duplicate, time.Millisecond)
+	m.Event("OrderCancelled", delivery.Retried, time.Second)
+	m.Event("OrderTeleported", delivery.DeadLettered, time.Millisecond) // not registered
+	m.Event("", delivery.DeadLettered, time.Millisecond)                // not decodable
 	m.DeadLettered("malformed_json")
 	m.DeadLettered("malformed_json")
 	m.DeadLettered("exhausted")
@@ -185,7 +186,7 @@ func TestInstrumentLabelsByRoute(t *testing.T) {
 
 func TestHandlerServesOwnRegistryOnly(t *testing.T) {
 	a, b := metrics.New([]string{"OrderCreated"}), metrics.New([]string{"OrderCreated"})
-	a.Event("OrderCreated", metrics.Applied, time.Millisecond)
+	a.Event("OrderCreated", delivery.Applied, time.Millisecond)
 	srv := httptest.NewServer(b.Handler())
 	t.Cleanup(srv.Close)
 	resp, err := http.Get(srv.URL)
