@@ -225,14 +225,9 @@ func broker(ctx context.Context, args []string, getenv func(string) (string, boo
 		return err
 	}
 	defer done()
-	b, err := kafka.StartEmbedded(kafka.EmbeddedConfig{
-		Addr:       cfg.EmbeddedKafkaAddr,
-		DataDir:    cfg.EmbeddedKafkaDir,
-		SyncWrites: cfg.EmbeddedKafkaSync,
-		Partitions: cfg.KafkaPartitions,
-		Topics:     append(append([]string{}, cfg.KafkaTopics...), cfg.KafkaDLQTopic),
-		Logger:     logger.With("component", "embedded-kafka"),
-	})
+	ecfg := cfg.EmbeddedConfig()
+	ecfg.Logger = logger.With("component", "embedded-kafka")
+	b, err := kafka.StartEmbedded(ecfg)
 	if err != nil {
 		return fmt.Errorf("embedded broker (EMBEDDED_KAFKA_ADDR=%s): %w", cfg.EmbeddedKafkaAddr, err)
 	}

@@ -139,15 +139,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 	kcfg := cfg.KafkaConfig()
 	kcfg.RetryInitial, kcfg.RetryMax = opts.RetryInitial, opts.RetryMax
 	if cfg.Embedded() {
-		a.embedded, err = kafka.StartEmbedded(kafka.EmbeddedConfig{
-			Addr:       cfg.EmbeddedKafkaAddr,
-			DataDir:    cfg.EmbeddedKafkaDir,
-			SyncWrites: cfg.EmbeddedKafkaSync,
-			Partitions: cfg.KafkaPartitions,
-			Topics:     append(append([]string{}, cfg.KafkaTopics...), cfg.KafkaDLQTopic),
-			Logger:     logger.With("component", "embedded-kafka"),
-			Opts:       opts.EmbeddedOpts,
-		})
+		ecfg := cfg.EmbeddedConfig()
+		ecfg.Logger, ecfg.Opts = logger.With("component", "embedded-kafka"), opts.EmbeddedOpts
+		a.embedded, err = kafka.StartEmbedded(ecfg)
 		if err != nil {
 			return nil, fmt.Errorf("embedded broker (EMBEDDED_KAFKA_ADDR=%s): %w", cfg.EmbeddedKafkaAddr, err)
 		}

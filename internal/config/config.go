@@ -42,7 +42,9 @@ type Config struct {
 	EmbeddedKafkaAddr    string   // EMBEDDED_KAFKA_ADDR, host:port
 	EmbeddedKafkaDir     string   // EMBEDDED_KAFKA_DIR; "" = memory only
 	EmbeddedKafkaSync    bool     // EMBEDDED_KAFKA_SYNC: fsync each produced batch
-	KafkaPartitions      int      // KAFKA_PARTITIONS, at least 1
+	// EMBEDDED_KAFKA_RETENTION: how long committed records are kept; 0 = all
+	EmbeddedKafkaRetention time.Duration
+	KafkaPartitions        int // KAFKA_PARTITIONS, at least 1
 
 	// Middleware (seed).
 	MiddlewareCORS          bool // APP_MIDDLEWARE_CORS
@@ -183,6 +185,25 @@ func (c Config) KafkaConfig() kafka.Config {
 		TLSCAFile:        c.KafkaTLSCAFile,
 		MaxAttempts:      c.MaxAttempts,
 		ShutdownTimeout:  c.ShutdownTimeout,
+	}
+}
+
+// EmbeddedConfig returns the settings of the embedded broker, for orderd
+// serve and orderd broker: it creates the input and DLQ topics and keeps the
+// input topics' records for EMBEDDED_KAFKA_RETENTION once KAFKA_GROUP_ID has
+// committed them. Logger and Opts are the caller's.
+func (c Config) EmbeddedConfig() kafka.EmbeddedConfig {
+	return kafka.EmbeddedConfig{
+		Addr:       c.EmbeddedKafkaAddr,
+		DataDir:    c.EmbeddedKafkaDir,
+		SyncWrites: c.EmbeddedKafkaSync,
+		Partitions: c.KafkaPartitions,
+		Topics:     append(append([]string{}, c.KafkaTopics...), c.KafkaDLQTopic),
+		Retention: kafka.EmbeddedRetention{
+			After:  c.EmbeddedKafkaRetention,
+			Group:  c.KafkaGroupID,
+			Topics: append([]string{}, c.KafkaTopics...),
+		},
 	}
 }
 

@@ -59,6 +59,8 @@ func seedDefaults() Config {
 		EmbeddedKafkaAddr:    "127.0.0.1:9092",
 		EmbeddedKafkaDir:     "kafka-data",
 		KafkaPartitions:      6,
+		// Not the seed's: Kafka's own log.retention.hours.
+		EmbeddedKafkaRetention: 168 * time.Hour,
 
 		MiddlewareCORS:          true,
 		MiddlewareGZip:          false,
@@ -215,6 +217,16 @@ func TestDurations(t *testing.T) {
 				t.Errorf("ShutdownTimeout = %v, want %v", c.ShutdownTimeout, tt.want)
 			}
 		})
+	}
+}
+
+// TestRetention: EMBEDDED_KAFKA_RETENTION takes what SHUTDOWN_TIMEOUT
+// takes, and 0 to keep every record.
+func TestRetention(t *testing.T) {
+	for value, want := range map[string]time.Duration{"0": 0, "24h": 24 * time.Hour, "1m": time.Minute, "3600": time.Hour, "0s": 0} {
+		if c := mustLoad(t, env{"EMBEDDED_KAFKA_RETENTION": value}, ""); c.EmbeddedKafkaRetention != want {
+			t.Errorf("EMBEDDED_KAFKA_RETENTION=%s: %v, want %v", value, c.EmbeddedKafkaRetention, want)
+		}
 	}
 }
 
@@ -390,6 +402,9 @@ func TestBadValues(t *testing.T) {
 		{"UNSUPPORTED_REGIONS", `["Mars"`, "want a JSON array of strings"},
 		{"MAX_ATTEMPTS", "0", "want a whole number of at least 1"},
 		{"SHUTDOWN_TIMEOUT", "0", "want a duration of at least 100ms"},
+		{"EMBEDDED_KAFKA_RETENTION", "30s", "want 0 (keep every record) or a duration of at least 1m0s"},
+		{"EMBEDDED_KAFKA_RETENTION", "-1h", "want 0 (keep every record) or a duration of at least 1m0s"},
+		{"EMBEDDED_KAFKA_RETENTION", "7d", "want 0 (keep every record) or a duration of at least 1m0s"},
 		{"SHUTDOWN_TIMEOUT", "-5s", "want a duration of at least 100ms"},
 		{"SHUTDOWN_TIMEOUT", "soon", "want a duration of at least 100ms"},
 		{"SHUTDOWN_TIMEOUT", "1e300", "want a duration of at least 100ms"},
@@ -700,7 +715,7 @@ func TestRoundTrip(t *testing.T) {
 		APIV1Str: "/api/v1", OpenAPIURL: "/openapi.json", LogFile: "/var/log/orders/error.log",
 		KafkaBrokerURL: "k1:9092,k2:9092", KafkaGroupID: "g2", KafkaTopics: []string{"t1", "t2"},
 		KafkaDLQTopic: "t-dlq", KafkaAutoOffsetReset: "latest", EmbeddedKafkaAddr: "127.0.0.1:29092",
-		EmbeddedKafkaDir: "/data/kafka", EmbeddedKafkaSync: true, KafkaPartitions: 12,
+		EmbeddedKafkaDir: "/data/kafka", EmbeddedKafkaSync: true, EmbeddedKafkaRetention: 36 * time.Hour, KafkaPartitions: 12,
 		MiddlewareCORS: false, MiddlewareGZip: true, MiddlewareTrustedHost: false, MiddlewareHTTPSRedirect: true,
 		CORSOrigins: []string{"https://a.example", "https://b.example"}, CORSCredentials: false,
 		CORSMethods: []string{"GET", "POST"}, CORSHeaders: []string{"Authorization"}, AllowedHosts: []string{"*.example.com"},

@@ -62,6 +62,7 @@ func (l *loader) load() Config {
 	c.EmbeddedKafkaAddr = l.listenAddr("EMBEDDED_KAFKA_ADDR")
 	c.EmbeddedKafkaDir = l.str("EMBEDDED_KAFKA_DIR")
 	c.EmbeddedKafkaSync = l.boolean("EMBEDDED_KAFKA_SYNC")
+	c.EmbeddedKafkaRetention = l.retention("EMBEDDED_KAFKA_RETENTION")
 	c.KafkaPartitions = l.integer("KAFKA_PARTITIONS", 1, math.MaxInt32)
 
 	c.MiddlewareCORS = l.boolean("APP_MIDDLEWARE_CORS")
@@ -477,19 +478,43 @@ const minDuration = 100 * time.Millisecond
 // "2.5"), at least minDuration.
 func (l *loader) duration(name string) time.Duration {
 	s, v := l.raw(name)
-	var d time.Duration
-	if decimalSeconds.MatchString(s) {
-		if secs, err := strconv.ParseFloat(s, 64); err == nil && secs*float64(time.Second) < math.MaxInt64 {
-			d = time.Duration(secs * float64(time.Second))
-		}
-	} else if pd, err := time.ParseDuration(s); err == nil {
-		d = pd
-	}
-	if d < minDuration {
+	d, ok := parseDuration(s)
+	if !ok || d < minDuration {
 		l.bad(v, s, "want a duration of at least %s such as 30s, 1m30s or 30 (seconds)", minDuration)
 		return 0
 	}
 	return d
+}
+
+// minRetention is the shortest retention of the embedded broker other than
+// 0: it looks for records to delete every 5 minutes, as Kafka does, so a
+// shorter one would only read as more precise than it is.
+const minRetention = time.Minute
+
+// retention parses EMBEDDED_KAFKA_RETENTION: 0 keeps every record, else a
+// duration as duration takes it, at least minRetention.
+func (l *loader) retention(name string) time.Duration {
+	s, v := l.raw(name)
+	d, ok := parseDuration(s)
+	if !ok || (d != 0 && d < minRetention) || d < 0 {
+		l.bad(v, s, "want 0 (keep every record) or a duration of at least %s such as 168h or 24h", minRetention)
+		return 0
+	}
+	return d
+}
+
+// parseDuration reads a Go duration or plain seconds; ok is false when s is
+// neither.
+func parseDuration(s string) (d time.Duration, ok bool) {
+	if decimalSeconds.MatchString(s) {
+		secs, err := strconv.ParseFloat(s, 64)
+		if err != nil || secs*float64(time.Second) >= math.MaxInt64 {
+			return 0, false
+		}
+		return time.Duration(secs * float64(time.Second)), true
+	}
+	d, err := time.ParseDuration(s)
+	return d, err == nil
 }
 
 func (l *loader) caFile(name string) string {

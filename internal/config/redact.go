@@ -72,6 +72,7 @@ func (c Config) settings(redact bool) []setting {
 		{"EMBEDDED_KAFKA_ADDR", c.EmbeddedKafkaAddr},
 		{"EMBEDDED_KAFKA_DIR", c.EmbeddedKafkaDir},
 		{"EMBEDDED_KAFKA_SYNC", boolText(c.EmbeddedKafkaSync)},
+		{"EMBEDDED_KAFKA_RETENTION", c.EmbeddedKafkaRetention.String()},
 		{"KAFKA_PARTITIONS", strconv.Itoa(c.KafkaPartitions)},
 		{"APP_MIDDLEWARE_CORS", boolText(c.MiddlewareCORS)},
 		{"APP_MIDDLEWARE_GZIP", boolText(c.MiddlewareGZip)},

@@ -73,6 +73,9 @@ type EmbeddedConfig struct {
 	// Topics are created at start when missing, e.g. the input topics and
 	// the DLQ topic. Topics already in DataDir are kept as they are.
 	Topics []string
+	// Retention bounds what the broker keeps; its zero value keeps every
+	// record.
+	Retention EmbeddedRetention
 	// Logger receives the broker's own log lines; nil discards them.
 	Logger *slog.Logger
 	// Opts are extra kfake options, e.g. SASL or TLS in tests.
@@ -85,6 +88,9 @@ type Embedded struct {
 	addr    string
 	unlock  func()
 	once    sync.Once
+	// stopRetention and retentionDone end the retainer, when there is one.
+	stopRetention chan struct{}
+	retentionDone chan struct{}
 }
 
 // StartEmbedded starts a single-node broker listening on exactly cfg.Addr,
@@ -181,7 +187,16 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 			return nil, fmt.Errorf("embedded kafka: create topic %q: %w", topic, err)
 		}
 	}
-	logger.Info("embedded kafka broker listening", "addr", e.addr, "data_dir", cfg.DataDir, "topics", strings.Join(cfg.Topics, ","))
+	if r := cfg.Retention; r.After > 0 && r.Group != "" && len(r.Topics) > 0 {
+		if r.Check <= 0 {
+			r.Check = DefaultRetentionCheck
+		}
+		e.stopRetention, e.retentionDone = make(chan struct{}), make(chan struct{})
+		rt := &retainer{cluster: cluster, cfg: r, logger: logger}
+		go rt.run(e.stopRetention, e.retentionDone)
+	}
+	logger.Info("embedded kafka broker listening", "addr", e.addr, "data_dir", cfg.DataDir, "topics", strings.Join(cfg.Topics, ","),
+		"retention", cfg.Retention.After)
 	return e, nil
 }
 
@@ -197,6 +212,10 @@ func (e *Embedded) Cluster() *kfake.Cluster { return e.cluster }
 // disk. Calling it again does nothing.
 func (e *Embedded) Close() {
 	e.once.Do(func() {
+		if e.stopRetention != nil {
+			close(e.stopRetention)
+			<-e.retentionDone
+		}
 		e.cluster.Close()
 		e.unlock()
 	})

@@ -510,3 +510,38 @@ func TestEmbeddedSyncWrites(t *testing.T) {
 		t.Errorf("after restart: %v", embValues(got))
 	}
 }
+
+// TestEmbeddedRetention: with Retention set, the broker deletes on its own
+// the records of the named topics its group committed, and keeps the
+// others' (the DLQ's).
+func TestEmbeddedRetention(t *testing.T) {
+	t.Parallel()
+	e := embStart(t, kafka.EmbeddedConfig{
+		Addr: "127.0.0.1:0", Partitions: 2, Topics: []string{"in", "dlq"},
+		Retention: kafka.EmbeddedRetention{After: time.Millisecond, Group: "g", Topics: []string{"in"}, Check: 20 * time.Millisecond},
+	})
+	embProduce(t, e.Addr(), "in", 2, 10)
+	embProduce(t, e.Addr(), "dlq", 2, 10)
+	adm := kadm.NewClient(embClient(t, e.Addr()))
+	var o kadm.Offsets
+	o.Add(kadm.Offset{Topic: "in", Partition: 0, At: 6, LeaderEpoch: -1})
+	o.Add(kadm.Offset{Topic: "dlq", Partition: 0, At: 6, LeaderEpoch: -1})
+	if resp, err := adm.CommitOffsets(context.Background(), "g", o); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v, %v", err, resp.Error())
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for e.Cluster().PartitionInfo("in", 0).LogStartOffset != 6 {
+		if time.Now().After(deadline) {
+			t.Fatalf("in/0 starts at %d, want 6: the records the group committed were not deleted", e.Cluster().PartitionInfo("in", 0).LogStartOffset)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, tp := range []struct {
+		topic string
+		p     int32
+	}{{"in", 1}, {"dlq", 0}, {"dlq", 1}} {
+		if got := e.Cluster().PartitionInfo(tp.topic, tp.p).LogStartOffset; got != 0 {
+			t.Errorf("%s/%d starts at %d, want 0: nothing committed there is trimmed", tp.topic, tp.p, got)
+		}
+	}
+}
