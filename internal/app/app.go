@@ -28,6 +28,7 @@ import (
 	"github.com/orderd/orderd/internal/order/fulfil"
 	"github.com/orderd/orderd/internal/order/process"
 	"github.com/orderd/orderd/internal/sqlstore"
+	"github.com/orderd/orderd/internal/startup"
 )
 
 // App is the running service.
@@ -117,9 +118,6 @@ const maxCombined = 2048
 // partition's fetch brings are merged into one transaction.
 const postgresSpill = 64
 
-// startupDelays is the seed's connection retry schedule.
-var startupDelays = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
-
 // New builds the service: the embedded broker (when configured), the store
 // (migrated, when the database answers; see waitForDatabase), the use cases, the
 // event pipeline and the HTTP server bound to APP_HOST:APP_PORT. Nothing
@@ -159,7 +157,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger, opts Optio
 		if fault.KindOf(err) != fault.Transient || sqlstore.Misconfigured(err) {
 			return nil, fmt.Errorf("database (DATABASE_URL): %w", err)
 		}
-		logger.Warn("database not reachable, retrying in the background; /readyz answers 503 until it is", "attempt", 1, "retry_in", startupDelays[0], "err", err)
+		logger.Warn("database not reachable, retrying in the background; /readyz answers 503 until it is", "attempt", 1, "retry_in", startup.Wait(1), "err", err)
 	}
 
 	// Circuit breakers around the database (the event pipeline's
@@ -270,19 +268,18 @@ func (a *App) prepareDatabase(ctx context.Context) error {
 }
 
 // waitForDatabase retries prepareDatabase until it succeeds, on the seed's
-// schedule (1, 2, 4, 8, 16 s) and then every 16 s, while the HTTP server
+// schedule (package startup) and then every 16 s, while the HTTP server
 // answers and /readyz reports 503. It reports false if ctx ends first. A
 // permanent error (a migration that cannot apply) is retried too: it is
 // logged at error level, and an operator may mend the database meanwhile.
 func (a *App) waitForDatabase(ctx context.Context) bool {
-	delay := func(attempt int) time.Duration { return startupDelays[min(attempt, len(startupDelays))-1] }
 	for attempt := 1; ; attempt++ { // attempt 1 was New's
 		select {
 		case <-a.dbReady:
 			return true
 		case <-ctx.Done():
 			return false
-		case <-time.After(delay(attempt)):
+		case <-time.After(startup.Wait(attempt)):
 		}
 		err := a.prepareDatabase(ctx)
 		if err == nil {
@@ -291,11 +288,11 @@ func (a *App) waitForDatabase(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		next := delay(attempt + 1)
+		next := startup.Wait(attempt + 1)
 		switch {
 		case fault.KindOf(err) != fault.Transient:
 			a.logger.Error("database start-up failed; retrying", "attempt", attempt+1, "retry_in", next, "err", err)
-		case attempt >= len(startupDelays):
+		case startup.UsedUp(attempt): // try attempt+1 was past the start-up tries
 			a.logger.Error("database unreachable after start-up retries; still retrying in the background", "attempt", attempt+1, "retry_in", next, "err", err)
 		default:
 			a.logger.Warn("database not reachable, retrying", "attempt", attempt+1, "retry_in", next, "err", err)
@@ -399,7 +396,7 @@ func (a *App) Run(ctx context.Context) error {
 	return runErr
 }
 
-// waitForBroker pings Kafka on the seed's schedule (1, 2, 4, 8, 16 s) and
+// waitForBroker pings Kafka on the seed's schedule (package startup) and
 // says so in the log; after that the client keeps retrying in the background
 // while the HTTP server answers and /readyz reports 503.
 func (a *App) waitForBroker(ctx context.Context) {
@@ -410,11 +407,11 @@ func (a *App) waitForBroker(ctx context.Context) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		if attempt >= len(startupDelays) {
+		if startup.UsedUp(attempt) {
 			a.logger.Error("Kafka unreachable after start-up retries; still retrying in the background", "brokers", a.BrokerAddr(), "err", err)
 			return
 		}
-		d := startupDelays[attempt]
+		d := startup.Wait(attempt + 1)
 		a.logger.Warn("Kafka not reachable, retrying", "attempt", attempt+1, "retry_in", d, "err", err)
 		select {
 		case <-ctx.Done():

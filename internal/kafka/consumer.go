@@ -19,6 +19,7 @@ import (
 
 	"github.com/orderd/orderd/internal/delivery"
 	"github.com/orderd/orderd/internal/fault"
+	"github.com/orderd/orderd/internal/startup"
 )
 
 // Handler processes one record. It returns nil only when the record's effect
@@ -193,9 +194,6 @@ const (
 	// fetchMaxWait as it is, orderbench drained alike with 1,024, 2,048 and
 	// 4,096 (docs/BENCHMARKS.md).
 	maxQueued = 4096
-	// connectTries is the seed's start-up retry count; after it the
-	// consumer keeps trying in the background, logging at error once.
-	connectTries = 5
 	// fetchMaxBytes and fetchMaxPartitionBytes bound a fetch response (the
 	// client's defaults, 50 MiB, would dominate the service's memory). The
 	// records handed out keep their whole decompressed batch alive until
@@ -634,11 +632,10 @@ func (s *session) close() {
 	})
 }
 
-// connect pings the brokers until one answers (1s, 2s, … 16s apart) so that
-// State leaves connecting and an unreachable cluster shows in the logs. The
-// client itself keeps trying to join the group meanwhile.
+// connect pings the brokers until one answers (on the seed's schedule,
+// jittered) so that State leaves connecting and an unreachable cluster shows
+// in the logs. The client itself keeps trying to join the group meanwhile.
 func (s *session) connect(ctx context.Context) {
-	bo := newBackoff(time.Second, 16*time.Second)
 	for try := 1; ; try++ {
 		if s.c.State() != StateConnecting {
 			return
@@ -654,10 +651,10 @@ func (s *session) connect(ctx context.Context) {
 			s.c.logger.Info("kafka broker reachable", "brokers", s.c.cfg.Brokers)
 			return
 		}
-		wait := bo.NextBackOff()
+		wait := jitter(startup.Wait(try))
 		s.c.noteError(fmt.Errorf("kafka unreachable: %w", err))
 		level := slog.LevelWarn
-		if try == connectTries {
+		if try == startup.Tries {
 			level = slog.LevelError // start-up retries are used up; keep trying in the background
 		}
 		s.c.logger.Log(ctx, level, "kafka broker unreachable; retrying",

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"math/rand/v2"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -39,13 +40,22 @@ func (c Config) consumerDefaults() Config {
 	return c
 }
 
-// newBackoff returns an exponential backoff (×2 per step, ±20% jitter)
+// jitterFactor spreads retries by ±20%, so that instances that lost the
+// brokers together do not all try again at the same moment.
+const jitterFactor = 0.2
+
+// jitter returns d moved at random by up to ±jitterFactor.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration((2*rand.Float64()-1)*jitterFactor*float64(d))
+}
+
+// newBackoff returns an exponential backoff (×2 per step, ±jitterFactor)
 // between initial and max. It is not safe for concurrent use: each retry loop
 // makes its own.
 func newBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     initial,
-		RandomizationFactor: 0.2,
+		RandomizationFactor: jitterFactor,
 		Multiplier:          2,
 		MaxInterval:         max,
 	}
