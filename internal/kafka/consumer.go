@@ -633,9 +633,11 @@ func (s *session) close() {
 }
 
 // connect pings the brokers until one answers (on the seed's schedule,
-// jittered) so that State leaves connecting and an unreachable cluster shows
-// in the logs. The client itself keeps trying to join the group meanwhile.
+// jittered: the same waits as a backoff from the first to the last) so
+// that State leaves connecting and an unreachable cluster shows in the
+// logs. The client itself keeps trying to join the group meanwhile.
 func (s *session) connect(ctx context.Context) {
+	bo := newBackoff(startup.Wait(1), startup.Wait(startup.Tries))
 	for try := 1; ; try++ {
 		if s.c.State() != StateConnecting {
 			return
@@ -651,7 +653,7 @@ func (s *session) connect(ctx context.Context) {
 			s.c.logger.Info("kafka broker reachable", "brokers", s.c.cfg.Brokers)
 			return
 		}
-		wait := jitter(startup.Wait(try))
+		wait := bo.NextBackOff()
 		s.c.noteError(fmt.Errorf("kafka unreachable: %w", err))
 		level := slog.LevelWarn
 		if try == startup.Tries {

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -40,22 +39,14 @@ func (c Config) consumerDefaults() Config {
 	return c
 }
 
-// jitterFactor spreads retries by ±20%, so that instances that lost the
-// brokers together do not all try again at the same moment.
-const jitterFactor = 0.2
-
-// jitter returns d moved at random by up to ±jitterFactor.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration((2*rand.Float64()-1)*jitterFactor*float64(d))
-}
-
-// newBackoff returns an exponential backoff (×2 per step, ±jitterFactor)
-// between initial and max. It is not safe for concurrent use: each retry loop
-// makes its own.
+// newBackoff returns an exponential backoff (×2 per step, ±20% jitter, so
+// that instances that lost a dependency together do not all try again at
+// the same moment) between initial and max. It is not safe for concurrent
+// use: each retry loop makes its own.
 func newBackoff(initial, max time.Duration) *backoff.ExponentialBackOff {
 	b := &backoff.ExponentialBackOff{
 		InitialInterval:     initial,
-		RandomizationFactor: jitterFactor,
+		RandomizationFactor: 0.2,
 		Multiplier:          2,
 		MaxInterval:         max,
 	}

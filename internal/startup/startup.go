@@ -15,7 +15,7 @@ const Tries = 5
 // after the first, twice as long after each further one up to 16 s, and
 // 16 s after every try past Tries.
 func Wait(try int) time.Duration {
-	return time.Second << (min(try, Tries) - 1)
+	return time.Second << (min(max(try, 1), Tries) - 1)
 }
 
 // UsedUp reports whether the start-up tries are used up once try (counted
