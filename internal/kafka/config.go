@@ -23,4 +23,9 @@ type Config struct {
 	ShutdownTimeout time.Duration // how long in-flight records may take at shutdown
 	RetryInitial    time.Duration // first backoff between attempts (default 100ms)
 	RetryMax        time.Duration // backoff ceiling (default 30s)
+	// RetryingAfter is how long a partition waits in backoff on a transient
+	// error before Status counts it as retrying (default RetryingAfter). A
+	// field, not only the constant, so that tests can see both sides of the
+	// threshold without waiting for it.
+	RetryingAfter time.Duration
 }

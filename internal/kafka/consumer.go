@@ -69,7 +69,8 @@ const (
 )
 
 // RetryingAfter is how long a partition waits in backoff on a record that
-// keeps failing with a transient error before Status counts it as retrying.
+// keeps failing with a transient error before Status counts it as retrying,
+// unless Config.RetryingAfter says otherwise.
 const RetryingAfter = 5 * time.Second
 
 // Outcome describes one call of the handler, for metrics, readiness and
@@ -102,10 +103,10 @@ type Status struct {
 	LastError    string             `json:"last_error,omitempty"`
 	LastErrorAt  *time.Time         `json:"last_error_at,omitempty"`
 	// Retrying is how many partitions have waited in backoff for at least
-	// RetryingAfter to try again a record that keeps failing with a
-	// transient error (a dependency is down). A retry that passes sooner —
-	// a race lost once, a blip — is not counted, so readiness does not
-	// flicker with it.
+	// Config.RetryingAfter (RetryingAfter by default) to try again a
+	// record that keeps failing with a transient error (a dependency is
+	// down). A retry that passes sooner — a race lost once, a blip — is
+	// not counted, so readiness does not flicker with it.
 	Retrying int `json:"partitions_retrying"`
 	// DLQBlocked is how many partitions wait for a record's dead-letter
 	// write, which failed and is being retried.
@@ -424,7 +425,7 @@ func (c *Consumer) Status() Status {
 	now := time.Now().UnixNano()
 	for tp, w := range c.workers {
 		st.Assigned[tp.topic] = append(st.Assigned[tp.topic], tp.partition)
-		if since := w.retryingSince.Load(); since != 0 && now-since >= int64(RetryingAfter) {
+		if since := w.retryingSince.Load(); since != 0 && now-since >= int64(c.cfg.RetryingAfter) {
 			st.Retrying++
 		}
 		if w.dlqBlocked.Load() {

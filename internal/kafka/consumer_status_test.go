@@ -113,3 +113,56 @@ func TestConsumerRetryNowLeavesOtherErrors(t *testing.T) {
 		t.Errorf("handler called %d times after RetryNow, want 1: an unclassified error keeps its backoff", n)
 	}
 }
+
+// TestConsumerRetryingThreshold: a partition in backoff on a transient
+// error counts in Status.Retrying only once it has waited there for
+// Config.RetryingAfter, so that one lost race does not flip readiness.
+// Below the threshold (an hour) it keeps failing and is not counted; above
+// it (a nanosecond) it is.
+func TestConsumerRetryingThreshold(t *testing.T) {
+	cases := []struct {
+		name  string
+		after time.Duration
+		want  int
+	}{
+		{"below the threshold", time.Hour, 0},
+		{"beyond the threshold", time.Nanosecond, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
+			kc.Produce(&kgo.Record{Topic: ctTopic, Value: []byte("r|0")})
+			var calls atomic.Int32
+			h := func(ctx context.Context, rec *kgo.Record) error {
+				calls.Add(1)
+				return fault.AsTransient(errors.New("database unreachable"))
+			}
+			cfg := ctConfig(kc) // backoff of 5 to 40 ms: many attempts soon
+			cfg.RetryingAfter = tc.after
+			c := ctNew(t, cfg, h)
+			ctRun(t, c)
+
+			// Several attempts: the partition has waited in backoff between
+			// them, and its first failure is long enough ago for the tiny
+			// threshold.
+			kafkatest.Eventually(t, 20*time.Second, func() bool { return calls.Load() >= 3 }, "attempts in backoff")
+			if st := c.Status(); !strings.Contains(st.LastError, "database unreachable") {
+				t.Errorf("Status.LastError = %q, want the transient error", st.LastError)
+			}
+			if tc.want == 0 {
+				// Sampled over further attempts, not once: the partition
+				// keeps waiting in backoff all along.
+				n := calls.Load()
+				kafkatest.Eventually(t, 20*time.Second, func() bool {
+					if st := c.Status(); st.Retrying != 0 {
+						t.Fatalf("Status.Retrying = %d before RetryingAfter (%s) has passed, want 0", st.Retrying, tc.after)
+					}
+					return calls.Load() >= n+3
+				}, "further attempts in backoff")
+				return
+			}
+			kafkatest.Eventually(t, 20*time.Second, func() bool { return c.Status().Retrying == tc.want },
+				"Status.Retrying %d once RetryingAfter (%s) has passed", tc.want, tc.after)
+		})
+	}
+}

@@ -30,6 +30,9 @@ func (c Config) consumerDefaults() Config {
 	if c.RetryMax <= 0 {
 		c.RetryMax = DefaultRetryMax
 	}
+	if c.RetryingAfter <= 0 {
+		c.RetryingAfter = RetryingAfter
+	}
 	if c.RetryMax < c.RetryInitial {
 		c.RetryMax = c.RetryInitial
 	}
