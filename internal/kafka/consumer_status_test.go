@@ -3,6 +3,7 @@ package kafka_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -163,6 +164,100 @@ func TestConsumerRetryingThreshold(t *testing.T) {
 			}
 			kafkatest.Eventually(t, 20*time.Second, func() bool { return c.Status().Retrying == tc.want },
 				"Status.Retrying %d once RetryingAfter (%s) has passed", tc.want, tc.after)
+		})
+	}
+}
+
+// TestConsumerDLQBlockedFollowsThePublisher: while a record's dead-letter
+// write fails, Status.DLQBlocked counts its partition. The flag belongs to
+// the worker that publishes: when the partition is released (Stop) and
+// assigned again (Start) it neither stays set nor lands on the new worker,
+// which is counted only when its own write fails. Whether the DLQ is mended
+// while the partition is released or after it is assigned again, the record
+// ends on the DLQ exactly once and its offset is committed.
+func TestConsumerDLQBlockedFollowsThePublisher(t *testing.T) {
+	for _, mendWhileReleased := range []bool{true, false} {
+		name := "mended after reassigned"
+		if mendWhileReleased {
+			name = "mended while released"
+		}
+		t.Run(name, func(t *testing.T) {
+			kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
+			// Not retriable, so that each try fails at once rather than
+			// after franz-go's own retries.
+			faulted := kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: ctDLQ, Err: kerr.PolicyViolation, Count: -1})
+			kc.Produce(
+				&kgo.Record{Topic: ctTopic, Value: []byte("ok|0")},
+				&kgo.Record{Topic: ctTopic, Value: []byte("permanent|1")},
+				&kgo.Record{Topic: ctTopic, Value: []byte("ok|2")},
+			)
+			rec := newRecorder()
+			var failures atomic.Int32
+			c := ctNew(t, ctConfig(kc), rec.handler("a"), kafka.WithDLQClientOpts(kgo.MetadataMinAge(50*time.Millisecond)),
+				kafka.WithDLQWriteFailures(func(error) { failures.Add(1) }))
+			stop := ctRun(t, c)
+
+			kafkatest.Eventually(t, 20*time.Second, func() bool { return c.Status().DLQBlocked == 1 },
+				"the partition blocked on its failing dead-letter write")
+			if got := kc.Committed(ctGroup, ctTopic)[0]; got != 1 {
+				t.Fatalf("committed offset %d while the DLQ write fails, want 1 (the poison record's)", got)
+			}
+
+			c.Stop() // releases the partition mid-write: the record stays uncommitted
+			if st := c.Status(); st.DLQBlocked != 0 || len(st.Assigned) != 0 {
+				t.Errorf("Status after Stop = %+v, want no partition and none blocked", st)
+			}
+			if got := kc.Committed(ctGroup, ctTopic)[0]; got != 1 {
+				t.Fatalf("committed offset %d after Stop, want 1: the record was not dead-lettered", got)
+			}
+			if end := sum(kc.EndOffsets(ctDLQ)); end != 0 {
+				t.Fatalf("DLQ has %d records while failing", end)
+			}
+
+			if mendWhileReleased {
+				faulted.Remove()
+				c.Start()
+				// The new worker's write succeeds at its first try: it is
+				// never blocked, whatever its predecessor was.
+				kafkatest.Eventually(t, 30*time.Second, func() bool {
+					if st := c.Status(); st.DLQBlocked != 0 {
+						t.Fatalf("Status.DLQBlocked = %d after Start with the DLQ mended, want 0", st.DLQBlocked)
+					}
+					return kc.Committed(ctGroup, ctTopic)[0] == 3
+				}, "all records committed after Start")
+			} else {
+				before := failures.Load()
+				c.Start()
+				// The new worker is counted once its own write fails.
+				kafkatest.Eventually(t, 20*time.Second, func() bool {
+					return failures.Load() > before && len(c.Status().Assigned[ctTopic]) == 1 && c.Status().DLQBlocked == 1
+				}, "the reassigned partition blocked on its own failing dead-letter write")
+				faulted.Remove()
+				kafkatest.Eventually(t, 30*time.Second, func() bool { return kc.Committed(ctGroup, ctTopic)[0] == 3 },
+					"all records committed after the DLQ is mended")
+			}
+			if st := c.Status(); st.DLQBlocked != 0 || st.DeadLettered != 1 {
+				t.Errorf("Status = %+v, want none blocked and 1 record dead-lettered", st)
+			}
+			stop()
+
+			if end := sum(kc.EndOffsets(ctDLQ)); end != 1 {
+				t.Errorf("DLQ has %d records, want exactly 1", end)
+			}
+			dl := kc.ReadAll(ctDLQ, 1, 10*time.Second)
+			if len(dl) != 1 || string(dl[0].Value) != "permanent|1" || header(dl[0], kafka.HeaderOriginalOffset) != "1" {
+				t.Errorf("DLQ records %v, want the poison record", dl)
+			}
+			// The poison record is handled again after the release (its
+			// write was abandoned); the others once each.
+			calls, _ := rec.snapshot()
+			var got []string
+			for _, c := range calls {
+				got = append(got, c.value)
+			}
+			if want := []string{"ok|0", "permanent|1", "permanent|1", "ok|2"}; !slices.Equal(got, want) {
+				t.Errorf("handler calls %v, want %v", got, want)
+			}
 		})
 	}
 }
