@@ -118,8 +118,9 @@ func TestConsumerRetryNowLeavesOtherErrors(t *testing.T) {
 // TestConsumerRetryingThreshold: a partition in backoff on a transient
 // error counts in Status.Retrying only once it has waited there for
 // Config.RetryingAfter, so that one lost race does not flip readiness.
-// Below the threshold (an hour) it keeps failing and is not counted; above
-// it (a nanosecond) it is.
+// Below the threshold (an hour) it keeps failing and is not counted, for
+// longer than the default threshold (so that a Status reading the constant
+// instead of the Config fails here); above it (a nanosecond) it is.
 func TestConsumerRetryingThreshold(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -151,15 +152,16 @@ func TestConsumerRetryingThreshold(t *testing.T) {
 				t.Errorf("Status.LastError = %q, want the transient error", st.LastError)
 			}
 			if tc.want == 0 {
-				// Sampled over further attempts, not once: the partition
-				// keeps waiting in backoff all along.
-				n := calls.Load()
-				kafkatest.Eventually(t, 20*time.Second, func() bool {
+				// Sampled over further attempts, not once, for longer than
+				// the default threshold: the partition keeps waiting in
+				// backoff all along.
+				n, past := calls.Load(), time.Now().Add(kafka.RetryingAfter+time.Second)
+				kafkatest.Eventually(t, 30*time.Second, func() bool {
 					if st := c.Status(); st.Retrying != 0 {
 						t.Fatalf("Status.Retrying = %d before RetryingAfter (%s) has passed, want 0", st.Retrying, tc.after)
 					}
-					return calls.Load() >= n+3
-				}, "further attempts in backoff")
+					return calls.Load() >= n+3 && time.Now().After(past)
+				}, "further attempts in backoff, past the default threshold")
 				return
 			}
 			kafkatest.Eventually(t, 20*time.Second, func() bool { return c.Status().Retrying == tc.want },
@@ -199,9 +201,9 @@ func TestConsumerDLQBlockedFollowsThePublisher(t *testing.T) {
 
 			kafkatest.Eventually(t, 20*time.Second, func() bool { return c.Status().DLQBlocked == 1 },
 				"the partition blocked on its failing dead-letter write")
-			if got := kc.Committed(ctGroup, ctTopic)[0]; got != 1 {
-				t.Fatalf("committed offset %d while the DLQ write fails, want 1 (the poison record's)", got)
-			}
+			// ok|0's commit is asynchronous: it may follow the failing write.
+			kafkatest.Eventually(t, 20*time.Second, func() bool { return kc.Committed(ctGroup, ctTopic)[0] == 1 },
+				"offset 1 (the poison record's) committed while the DLQ write fails")
 
 			c.Stop() // releases the partition mid-write: the record stays uncommitted
 			if st := c.Status(); st.DLQBlocked != 0 || len(st.Assigned) != 0 {
