@@ -292,7 +292,7 @@ func (a *App) waitForDatabase(ctx context.Context) bool {
 		switch {
 		case fault.KindOf(err) != fault.Transient:
 			a.logger.Error("database start-up failed; retrying", "attempt", attempt+1, "retry_in", next, "err", err)
-		case startup.UsedUp(attempt): // try attempt+1 was past the start-up tries
+		case startup.UsedUp(attempt + 1):
 			a.logger.Error("database unreachable after start-up retries; still retrying in the background", "attempt", attempt+1, "retry_in", next, "err", err)
 		default:
 			a.logger.Warn("database not reachable, retrying", "attempt", attempt+1, "retry_in", next, "err", err)
@@ -400,19 +400,19 @@ func (a *App) Run(ctx context.Context) error {
 // says so in the log; after that the client keeps retrying in the background
 // while the HTTP server answers and /readyz reports 503.
 func (a *App) waitForBroker(ctx context.Context) {
-	for attempt := 0; ; attempt++ {
+	for try := 1; ; try++ {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := a.producer.Ping(pctx)
 		cancel()
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		if startup.UsedUp(attempt) {
-			a.logger.Error("Kafka unreachable after start-up retries; still retrying in the background", "brokers", a.BrokerAddr(), "err", err)
+		if startup.UsedUp(try) {
+			a.logger.Error("Kafka unreachable after start-up retries; still retrying in the background", "attempt", try, "brokers", a.BrokerAddr(), "err", err)
 			return
 		}
-		d := startup.Wait(attempt + 1)
-		a.logger.Warn("Kafka not reachable, retrying", "attempt", attempt+1, "retry_in", d, "err", err)
+		d := startup.Wait(try)
+		a.logger.Warn("Kafka not reachable, retrying", "attempt", try, "retry_in", d, "err", err)
 		select {
 		case <-ctx.Done():
 			return

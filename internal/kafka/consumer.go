@@ -658,7 +658,9 @@ func (s *session) connect(ctx context.Context) {
 		s.c.noteError(fmt.Errorf("kafka unreachable: %w", err))
 		level := slog.LevelWarn
 		if try == startup.Tries {
-			level = slog.LevelError // start-up retries are used up; keep trying in the background
+			// The start-up tries are used up (startup.UsedUp): said once
+			// at error level, the tries in the background at warning.
+			level = slog.LevelError
 		}
 		s.c.logger.Log(ctx, level, "kafka broker unreachable; retrying",
 			"brokers", s.c.cfg.Brokers, "try", try, "retry_in", wait, "error", err.Error())
