@@ -60,7 +60,7 @@ var Variables = []Var{
 	{Name: "EMBEDDED_KAFKA_SYNC", Group: "Kafka", Default: "False",
 		Description: "Whether the embedded broker writes each produced batch to disk (fsync) before acknowledging it. Without it, as Kafka by default, an acknowledged record survives the process's crash but not the machine's (power loss); with it, both, at a cost in produce throughput."},
 	{Name: "EMBEDDED_KAFKA_RETENTION", Group: "Kafka", Default: "168h",
-		Description: "How long the embedded broker keeps a record of KAFKA_TOPIC once KAFKA_GROUP_ID has committed it: a Go duration (168h is Kafka's default of 7 days) or 0 to keep every record. Records the group has not committed, and the DLQ topic's, are never deleted."},
+		Description: "How long the embedded broker keeps a record of KAFKA_TOPIC once KAFKA_GROUP_ID has committed it: a Go duration (168h is Kafka's default of 7 days) or seconds, at least 1m, or 0 to keep every record. Records the group has not committed, and the DLQ topic's, are never deleted."},
 	{Name: "KAFKA_PARTITIONS", Group: "Kafka", Default: "6",
 		Description: "Partitions of the topics the service creates, at least 1."},
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -187,7 +188,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 			return nil, fmt.Errorf("embedded kafka: create topic %q: %w", topic, err)
 		}
 	}
+	var retention time.Duration // 0: every record kept
 	if r := cfg.Retention; r.After > 0 && r.Group != "" && len(r.Topics) > 0 {
+		retention = r.After
 		if r.Check <= 0 {
 			r.Check = DefaultRetentionCheck
 		}
@@ -196,7 +199,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		go rt.run(e.stopRetention, e.retentionDone)
 	}
 	logger.Info("embedded kafka broker listening", "addr", e.addr, "data_dir", cfg.DataDir, "topics", strings.Join(cfg.Topics, ","),
-		"retention", cfg.Retention.After)
+		"retention", retention, "retention_group", cfg.Retention.Group)
 	return e, nil
 }
 

@@ -19,6 +19,9 @@ const DefaultRetentionCheck = 5 * time.Minute
 // which deletes by age whether anyone has read the records or not, only
 // records the service's consumer group has committed are deleted, so a
 // service stopped for longer than After loses nothing it has not handled.
+// Other groups are not asked; what is deleted was committed, and so
+// produced, at least After before, so they lose no more than Kafka's own
+// retention of After would take.
 type EmbeddedRetention struct {
 	// After is how long a record is kept once Group has committed past it
 	// (EMBEDDED_KAFKA_RETENTION); 0 keeps every record.
@@ -87,12 +90,14 @@ func (r *retainer) check(now time.Time) {
 	for topic, parts := range old.offsets {
 		for p, committed := range parts {
 			// An operator may have moved the group back since, to read
-			// again: what it has yet to read again stays.
-			now, ok := latest.offsets[topic][p]
+			// again: what it has yet to read again stays (as of this
+			// check; a move between the sample and the deletion is not
+			// seen).
+			current, ok := latest.offsets[topic][p]
 			if !ok {
 				continue
 			}
-			committed = min(committed, now)
+			committed = min(committed, current)
 			info := r.cluster.PartitionInfo(topic, p)
 			if info == nil || committed <= info.LogStartOffset || committed > info.HighWatermark {
 				continue
