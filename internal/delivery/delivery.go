@@ -79,4 +79,4 @@ const (
 )
 
 // Outcomes lists every Outcome, for metrics that create their series ahead.
-var Outcomes = [...]Outcome{Applied, Duplicate, DeadLettered, Retried}
+func Outcomes() []Outcome { return []Outcome{Applied, Duplicate, DeadLettered, Retried} }

@@ -47,7 +47,7 @@ const UnknownEvent = "unknown"
 
 // eventSeries are one event name's pre-resolved series.
 type eventSeries struct {
-	outcomes [len(delivery.Outcomes)]prometheus.Counter
+	outcomes map[delivery.Outcome]prometheus.Counter
 	duration prometheus.Observer
 }
 
@@ -133,9 +133,9 @@ func New(eventNames []string) *Metrics {
 	// visible (at zero) before the first event.
 	m.events = make(map[string]*eventSeries, len(eventNames)+1)
 	for _, name := range append([]string{UnknownEvent}, eventNames...) {
-		s := &eventSeries{duration: duration.WithLabelValues(name)}
-		for i, o := range delivery.Outcomes {
-			s.outcomes[i] = events.WithLabelValues(name, string(o))
+		s := &eventSeries{duration: duration.WithLabelValues(name), outcomes: map[delivery.Outcome]prometheus.Counter{}}
+		for _, o := range delivery.Outcomes() {
+			s.outcomes[o] = events.WithLabelValues(name, string(o))
 		}
 		m.events[name] = s
 	}
@@ -161,11 +161,8 @@ func (m *Metrics) Event(name string, outcome delivery.Outcome, d time.Duration) 
 	if s == nil {
 		s = m.events[UnknownEvent]
 	}
-	for i, o := range delivery.Outcomes {
-		if o == outcome {
-			s.outcomes[i].Inc()
-			break
-		}
+	if c := s.outcomes[outcome]; c != nil {
+		c.Inc()
 	}
 	s.duration.Observe(d.Seconds())
 }
