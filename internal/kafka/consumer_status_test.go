@@ -184,20 +184,10 @@ func TestConsumerDLQBlockedFollowsThePublisher(t *testing.T) {
 			name = "mended while released"
 		}
 		t.Run(name, func(t *testing.T) {
-			kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
 			// Not retriable, so that each try fails at once rather than
 			// after franz-go's own retries.
-			faulted := kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: ctDLQ, Err: kerr.PolicyViolation, Count: -1})
-			kc.Produce(
-				&kgo.Record{Topic: ctTopic, Value: []byte("ok|0")},
-				&kgo.Record{Topic: ctTopic, Value: []byte("permanent|1")},
-				&kgo.Record{Topic: ctTopic, Value: []byte("ok|2")},
-			)
-			rec := newRecorder()
-			var failures atomic.Int32
-			c := ctNew(t, ctConfig(kc), rec.handler("a"), kafka.WithDLQClientOpts(kgo.MetadataMinAge(50*time.Millisecond)),
-				kafka.WithDLQWriteFailures(func(error) { failures.Add(1) }))
-			stop := ctRun(t, c)
+			f := newDLQFailing(t, kerr.PolicyViolation)
+			kc, faulted, rec, c, failures := f.kc, f.faulted, f.rec, f.c, &f.failures
 
 			kafkatest.Eventually(t, 20*time.Second, func() bool { return c.Status().DLQBlocked == 1 },
 				"the partition blocked on its failing dead-letter write")
@@ -241,15 +231,8 @@ func TestConsumerDLQBlockedFollowsThePublisher(t *testing.T) {
 			if st := c.Status(); st.DLQBlocked != 0 || st.DeadLettered != 1 {
 				t.Errorf("Status = %+v, want none blocked and 1 record dead-lettered", st)
 			}
-			stop()
-
-			if end := sum(kc.EndOffsets(ctDLQ)); end != 1 {
-				t.Errorf("DLQ has %d records, want exactly 1", end)
-			}
-			dl := kc.ReadAll(ctDLQ, 1, 10*time.Second)
-			if len(dl) != 1 || string(dl[0].Value) != "permanent|1" || header(dl[0], kafka.HeaderOriginalOffset) != "1" {
-				t.Errorf("DLQ records %v, want the poison record", dl)
-			}
+			f.stop()
+			f.checkPoisonDeadLettered(t)
 			// The poison record is handled again after the release (its
 			// write was abandoned); the others once each.
 			calls, _ := rec.snapshot()

@@ -474,20 +474,8 @@ func TestConsumerDLQWriteFailure(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			kc := kafkatest.New(t, 1, []string{ctTopic, ctDLQ})
-			faulted := kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: ctDLQ, Err: tc.err, Count: -1})
-			kc.Produce(
-				&kgo.Record{Topic: ctTopic, Value: []byte("ok|0")},
-				&kgo.Record{Topic: ctTopic, Value: []byte("permanent|1")},
-				&kgo.Record{Topic: ctTopic, Value: []byte("ok|2")},
-			)
-			rec := newRecorder()
-			// franz-go retries a retriable produce error after a metadata
-			// refresh, at most every MetadataMinAge (5s by default).
-			var failures atomic.Int32
-			c := ctNew(t, ctConfig(kc), rec.handler("a"), kafka.WithDLQClientOpts(kgo.MetadataMinAge(50*time.Millisecond)),
-				kafka.WithDLQWriteFailures(func(error) { failures.Add(1) }))
-			stop := ctRun(t, c)
+			f := newDLQFailing(t, tc.err)
+			kc, faulted, rec, c, stop, failures := f.kc, f.faulted, f.rec, f.c, f.stop, &f.failures
 
 			kafkatest.Eventually(t, 20*time.Second, func() bool { return kc.Committed(ctGroup, ctTopic)[0] == 1 },
 				"the record before the poison one committed")
@@ -524,13 +512,7 @@ func TestConsumerDLQWriteFailure(t *testing.T) {
 				t.Errorf("Status.DLQBlocked = %d after the DLQ recovered", st.DLQBlocked)
 			}
 			stop()
-			if end := sum(kc.EndOffsets(ctDLQ)); end != 1 {
-				t.Errorf("DLQ has %d records, want exactly 1", end)
-			}
-			dl := kc.ReadAll(ctDLQ, 1, 10*time.Second)
-			if len(dl) != 1 || string(dl[0].Value) != "permanent|1" || header(dl[0], kafka.HeaderOriginalOffset) != "1" {
-				t.Errorf("DLQ records %v, want the poison record", dl)
-			}
+			f.checkPoisonDeadLettered(t)
 			if calls, _ := rec.snapshot(); len(calls) != 3 {
 				t.Errorf("handler called %d times, want 3 (a DLQ retry does not re-run the handler)", len(calls))
 			}
@@ -1163,5 +1145,45 @@ func TestConsumerCorrelationIDPerRecord(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// dlqFailing is a consumer of ok|0, permanent|1, ok|2 on one partition
+// whose dead-letter writes fail with err until faulted is removed.
+type dlqFailing struct {
+	kc       *kafkatest.Cluster
+	faulted  *kfake.FaultHandle
+	rec      *ctRecorder
+	c        *kafka.Consumer
+	stop     func()
+	failures atomic.Int32 // failed dead-letter writes reported
+}
+
+func newDLQFailing(t *testing.T, err *kerr.Error) *dlqFailing {
+	t.Helper()
+	f := &dlqFailing{kc: kafkatest.New(t, 1, []string{ctTopic, ctDLQ}), rec: newRecorder()}
+	f.faulted = f.kc.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: ctDLQ, Err: err, Count: -1})
+	f.kc.Produce(
+		&kgo.Record{Topic: ctTopic, Value: []byte("ok|0")},
+		&kgo.Record{Topic: ctTopic, Value: []byte("permanent|1")},
+		&kgo.Record{Topic: ctTopic, Value: []byte("ok|2")},
+	)
+	// franz-go retries a retriable produce error after a metadata
+	// refresh, at most every MetadataMinAge (5s by default).
+	f.c = ctNew(t, ctConfig(f.kc), f.rec.handler("a"), kafka.WithDLQClientOpts(kgo.MetadataMinAge(50*time.Millisecond)),
+		kafka.WithDLQWriteFailures(func(error) { f.failures.Add(1) }))
+	f.stop = ctRun(t, f.c)
+	return f
+}
+
+// checkPoisonDeadLettered checks that the DLQ holds permanent|1, once.
+func (f *dlqFailing) checkPoisonDeadLettered(t *testing.T) {
+	t.Helper()
+	if end := sum(f.kc.EndOffsets(ctDLQ)); end != 1 {
+		t.Errorf("DLQ has %d records, want exactly 1", end)
+	}
+	dl := f.kc.ReadAll(ctDLQ, 1, 10*time.Second)
+	if len(dl) != 1 || string(dl[0].Value) != "permanent|1" || header(dl[0], kafka.HeaderOriginalOffset) != "1" {
+		t.Errorf("DLQ records %v, want the poison record", dl)
 	}
 }
