@@ -21,6 +21,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderd/orderd/internal/testkit"
 )
 
 // Topic and group names: the service's defaults.
@@ -40,17 +42,6 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// freeAddr returns a 127.0.0.1 address with a port nobody listens on now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // proc is one orderd process. Start runs it again with the same
@@ -214,7 +205,7 @@ type broker struct {
 // startBroker runs `orderd broker` on a free port with a data directory.
 func startBroker(t testing.TB, partitions int) *broker {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	dir := filepath.Join(t.TempDir(), "kafka-data")
 	env := map[string]string{
 		"EMBEDDED_KAFKA_ADDR": addr,
@@ -284,7 +275,7 @@ func startInstance(t testing.TB, name, brokers, dbURL string, extra map[string]s
 // Start starts the instance on a new free port and waits for /healthz.
 func (in *instance) Start() {
 	in.t.Helper()
-	addr := freeAddr(in.t)
+	addr := testkit.FreeAddr(in.t)
 	_, port, _ := net.SplitHostPort(addr)
 	in.env["APP_PORT"] = port
 	in.url = "http://" + addr

@@ -3,13 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/orderd/orderd/internal/testkit"
 )
 
 // TestReadmeWalkThrough runs the README's walk-through as written, each
@@ -42,7 +43,7 @@ func TestReadmeWalkThrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	httpAddr, brokerAddr := freeAddr(t), freeAddr(t)
+	httpAddr, brokerAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	env := append(os.Environ(),
 		"APP_PORT="+httpAddr[strings.LastIndex(httpAddr, ":")+1:],
 		"EMBEDDED_KAFKA_ADDR="+brokerAddr,
@@ -172,15 +173,4 @@ func walkThrough(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	return steps
-}
-
-// freeAddr returns a 127.0.0.1 address nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }

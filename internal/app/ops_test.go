@@ -28,6 +28,7 @@ import (
 	"github.com/orderd/orderd/internal/kafka"
 	"github.com/orderd/orderd/internal/sqlstore"
 	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
+	"github.com/orderd/orderd/internal/testkit"
 )
 
 // readyz fetches /readyz and returns its status code and body.
@@ -179,18 +180,6 @@ func orderCreated(id string) []byte {
 	return fmt.Appendf(nil, `{"id":"ev-%s","name":"OrderCreated","data":{"orderId":"%s","customerId":"c-1","totalAmount":150.0,"currency":"INR","status":"CREATED","items":[{"productId":"prod-001","quantity":2,"unitPrice":75.0,"totalPrice":150.0}],"createdAt":"2026-01-05T11:34:53.145Z"}}`, id, id)
 }
 
-// freeAddr returns a 127.0.0.1 address with a port nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // startBroker starts an embedded broker on exactly addr, keeping its state
 // in dir so that a broker started again there has the same topics and offsets.
 func startBroker(t *testing.T, addr, dir string) *kafka.Embedded {
@@ -338,7 +327,7 @@ func TestReadinessFollowsBrokerAndDatabase(t *testing.T) {
 			} else {
 				dbURL = sqlstoretest.URL(t, dialect)
 			}
-			addr, dataDir := freeAddr(t), t.TempDir()
+			addr, dataDir := testkit.FreeAddr(t), t.TempDir()
 			broker := startBroker(t, addr, dataDir)
 			in := apptest.Start(t, apptest.Options{DatabaseURL: dbURL, BrokerAddr: addr})
 
@@ -619,9 +608,9 @@ func TestPartitionsRetryOnceTheBreakerCloses(t *testing.T) {
 // for good; /readyz says so (503), the consumer status has the error, and
 // orders_dlq_write_failures_total counts the failed writes.
 func TestDLQWriteFailureIsVisible(t *testing.T) {
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	startBroker(t, addr, t.TempDir())
-	logs := &logBuffer{}
+	logs := &testkit.LogBuffer{}
 	in := apptest.Start(t, apptest.Options{BrokerAddr: addr, Env: map[string]string{"KAFKA_DLQ_TOPIC": "no-such-dlq"}, Logs: logs})
 	waitReady(t, in, http.StatusOK, "consumer running", componentIs("consumer", "ok"))
 	// Start-up said so already, before any record failed.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/orderd/orderd/internal/order"
 	"github.com/orderd/orderd/internal/sqlstore"
 	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
+	"github.com/orderd/orderd/internal/testkit"
 )
 
 const seedEvent = `{"id":"550e8400-e29b-41d4-a716-446655440000","name":"OrderCreated","data":{"orderId":"12345","customerId":"cust-789","totalAmount":150.0,"currency":"INR","status":"CREATED","items":[{"productId":"prod-001","quantity":2,"unitPrice":75.0,"totalPrice":150.0}],"createdAt":"2026-01-05T11:34:53.145Z"}}`
@@ -442,7 +442,7 @@ func TestPanickingProcessorStallsNothing(t *testing.T) {
 // a first delivery applied (with the processor's summary), its redelivery a
 // duplicate, a refused event dead_lettered.
 func TestHandledLineSaysOutcome(t *testing.T) {
-	var logs logBuffer
+	var logs testkit.LogBuffer
 	in := apptest.Start(t, apptest.Options{Logs: &logs, Env: map[string]string{"LOG_LEVEL": "info"}})
 	if _, err := in.App.Store().SetStock(t.Context(), "prod-001", 10); err != nil {
 		t.Fatal(err)
@@ -481,23 +481,4 @@ func TestHandledLineSaysOutcome(t *testing.T) {
 			t.Errorf("line %d = %q, want no summary: nothing was applied", i+1, l)
 		}
 	}
-}
-
-// logBuffer collects an instance's logs; the service writes from many
-// goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -21,11 +21,12 @@ import (
 	"github.com/orderd/orderd/internal/httpapi"
 	"github.com/orderd/orderd/internal/sqlstore"
 	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
+	"github.com/orderd/orderd/internal/testkit"
 )
 
 // logged counts the records in logs (a text handler's output) whose
 // message starts with prefix.
-func logged(logs *logBuffer, prefix string) int {
+func logged(logs *testkit.LogBuffer, prefix string) int {
 	return strings.Count(logs.String(), ` msg="`+prefix)
 }
 
@@ -60,7 +61,7 @@ func TestDatabaseDownAtStartUp(t *testing.T) {
 	dbURL, proxy := proxiedPostgres(t)
 	proxy.Close()
 
-	logs := &logBuffer{}
+	logs := &testkit.LogBuffer{}
 	a, err := app.New(t.Context(), startupConfig(t, dbURL), slog.New(slog.NewTextHandler(logs, nil)), app.Options{})
 	if err != nil {
 		t.Fatalf("app.New with the database down: %v; want the service to start and retry", err)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/orderd/orderd/internal/order/process"
 	"github.com/orderd/orderd/internal/sqlstore"
 	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
+	"github.com/orderd/orderd/internal/testkit"
 )
 
 // storeReader adapts the SQL store to httpapi.OrderReader.
@@ -30,31 +30,13 @@ func (r storeReader) ListOrders(ctx context.Context, status order.Status, limit 
 	return r.Store.ListOrders(ctx, sqlstore.ListQuery{Status: status, Limit: limit, After: after})
 }
 
-// logBuffer collects the server's log output; safe for concurrent handlers.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // harness is one server over a real, migrated SQLite store.
 type harness struct {
 	t      *testing.T
 	srv    *httptest.Server
 	server *httpapi.Server
 	store  *sqlstore.Store
-	logs   *logBuffer
+	logs   *testkit.LogBuffer
 	client *http.Client
 }
 
@@ -73,7 +55,7 @@ func baseOptions() httpapi.Options {
 func newHarness(t *testing.T, opts httpapi.Options, edit ...func(*httpapi.Deps)) *harness {
 	t.Helper()
 	store := sqlstoretest.Open(t, sqlstore.DialectSQLite)
-	logs := &logBuffer{}
+	logs := &testkit.LogBuffer{}
 	rules := order.DefaultRules()
 	notifier := &ordertest.Notifier{}
 	deps := httpapi.Deps{

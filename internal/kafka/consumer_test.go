@@ -28,6 +28,7 @@ import (
 	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/kafka"
 	"github.com/orderd/orderd/internal/kafka/kafkatest"
+	"github.com/orderd/orderd/internal/testkit"
 )
 
 const (
@@ -870,7 +871,7 @@ func TestConsumerShutdown(t *testing.T) {
 			cfg.ShutdownTimeout = 300 * time.Millisecond
 			release, started := make(chan struct{}), make(chan struct{})
 			var once sync.Once
-			var logs syncBuffer
+			var logs testkit.LogBuffer
 			c, err := kafka.NewConsumer(cfg, func(ctx context.Context, _ *kgo.Record) error {
 				return tc.handle(ctx, release, func() { once.Do(func() { close(started) }) })
 			}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -1088,7 +1089,7 @@ func TestConsumerCorrelationIDPerRecord(t *testing.T) {
 	for _, v := range values {
 		kc.Produce(&kgo.Record{Topic: ctTopic, Partition: 0, Value: []byte(v)})
 	}
-	var logs syncBuffer
+	var logs testkit.LogBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	rec := newRecorder()
 	c, err := kafka.NewConsumer(ctConfig(kc), rec.handler("single"), logger,

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/orderd/orderd/internal/kafka"
+	"github.com/orderd/orderd/internal/testkit"
 )
 
 // embStart starts an embedded broker and closes it when the test ends.
@@ -311,7 +311,7 @@ func TestEmbeddedDataDirIsExclusive(t *testing.T) {
 }
 
 func TestEmbeddedLogsThroughSlog(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.LogBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e := embStart(t, kafka.EmbeddedConfig{Addr: "127.0.0.1:0", Partitions: 1, Topics: []string{"t"}, Logger: logger})
 	embProduce(t, e.Addr(), "t", 1, 1)
@@ -322,24 +322,6 @@ func TestEmbeddedLogsThroughSlog(t *testing.T) {
 	if !strings.Contains(out, "level=DEBUG msg=\"embedded kafka: ") {
 		t.Errorf("no kfake debug lines in:\n%s", out)
 	}
-}
-
-// syncBuffer is a strings.Builder safe for the broker's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	sb strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.String()
 }
 
 // TestEmbeddedSurvivesKill runs the broker in a child process, produces
