@@ -1316,12 +1316,12 @@ func (w *worker) process(rec *kgo.Record, first int, correlation string) bool {
 				slog.Int("attempts", attempt), slog.Duration("retry_in", wait),
 				slog.String("error", err.Error()))...)
 		c.emit(out)
-		if out.Kind != fault.Transient {
+		if out.Kind == fault.Transient {
+			if w.retryingSince.Load() == 0 {
+				w.retryingSince.Store(start.UnixNano())
+			}
+		} else {
 			w.retryingSince.Store(0)
-		} else if w.retryingSince.Load() == 0 {
-			w.retryingSince.Store(start.UnixNano())
-		}
-		if out.Kind != fault.Transient {
 			// A dependency coming back says nothing of this error: its
 			// tries keep their pace toward MAX_ATTEMPTS.
 			wake = nil
