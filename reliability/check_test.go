@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" database/sql driver
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/orderd/orderd/internal/sqlstore"
 )
 
 // readTopic reads every record of topic, from the start to the end offsets
@@ -151,13 +151,7 @@ type dbState struct {
 // openDB opens the database behind an orderd DATABASE_URL for reading.
 func openDB(t testing.TB, dbURL string) *sql.DB {
 	t.Helper()
-	var db *sql.DB
-	var err error
-	if path, ok := strings.CutPrefix(dbURL, "sqlite://"); ok {
-		db, err = sql.Open("sqlite", path+"?_busy_timeout=10000")
-	} else {
-		db, err = sql.Open("pgx", dbURL)
-	}
+	db, err := sqlstore.OpenSQL(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}

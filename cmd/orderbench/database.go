@@ -14,8 +14,7 @@ import (
 	"strings"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
-	_ "modernc.org/sqlite"             // registers the "sqlite" database/sql driver
+	"github.com/orderd/orderd/internal/sqlstore"
 )
 
 // The stores orderbench measures.
@@ -56,11 +55,7 @@ func newDatabase(ctx context.Context, store, tmp string) (*database, error) {
 // databaseAt is the database of store at dbURL (orderd's DATABASE_URL),
 // which drop removes.
 func databaseAt(store, dbURL string, drop func()) *database {
-	open := func() (*sql.DB, error) { return sql.Open("pgx", dbURL) }
-	if store == storeSQLite {
-		path := strings.TrimPrefix(dbURL, "sqlite://")
-		open = func() (*sql.DB, error) { return sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)") }
-	}
+	open := func() (*sql.DB, error) { return sqlstore.OpenSQL(dbURL) }
 	return &database{store: store, url: dbURL, drop: drop, open: open}
 }
 

@@ -4,7 +4,7 @@
 // throughput of a bare franz-go consumer on the same backlog as a ceiling.
 //
 // It builds ./cmd/orderd from the module it is run in (the static release
-// build, CGO_ENABLED=0, unless -cgo asks for go run's), starts `orderd
+// build, CGO_ENABLED=0, unless -build asks for another), starts `orderd
 // broker` (the embedded Kafka-protocol broker) and `orderd serve` as
 // subprocesses on free 127.0.0.1 ports, and gives every store (SQLite,
 // PostgreSQL) a fresh database, fresh topics and fresh consumer groups.
@@ -43,7 +43,7 @@ type options struct {
 	timeout         time.Duration
 	markdown        bool
 	cpuProfile      string
-	cgo             bool          // build orderd as `go run` does where a C compiler is installed
+	build           string        // which build of orderd: buildStatic, buildCgo or buildCgoStatic
 	stock           int           // stock records inserted before the drain (seedStock)
 	timeline        time.Duration // width of the latency phase's slices printed; 0: none
 }
@@ -77,7 +77,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.stock, "stock", 0, "stock records inserted into the fresh database before the preload: the `N` of a catalogue, the sample events' 100 products first (with stock enough for every order), the rest never ordered; 0: none, so no order reserves stock")
 	fs.DurationVar(&o.timeline, "timeline", 0, "also print the service's latency percentiles for each `SLICE` of the latency phase (by produce time), e.g. 1s: whether the tail is spread or comes in bursts; 0: not printed")
 	fs.BoolVar(&o.markdown, "markdown", false, "also print a markdown table of the figures")
-	fs.BoolVar(&o.cgo, "cgo", false, "build orderd with the toolchain's cgo default, as `go run` does (links the C library where a C compiler is installed), instead of the static release build (CGO_ENABLED=0)")
+	fs.StringVar(&o.build, "build", buildStatic, "which build of orderd to measure: "+buildStatic+" (CGO_ENABLED=0, the README's release build: SQLite translated to Go), "+buildCgo+" (the toolchain's cgo default, as `go run` builds where a C compiler is installed: SQLite's C library, the C library linked dynamically) or "+buildCgoStatic+" (SQLite's C library in a static executable, the README's release build with a C compiler)")
+	cgo := fs.Bool("cgo", false, "the same as -build "+buildCgo)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "Usage: go run ./cmd/orderbench [flags]\n\nMeasures the orderd binary built from this module against the embedded broker.\nPostgreSQL: TEST_DATABASE_URL (default "+defaultPostgresURL+").\n\nFlags:")
 		fs.PrintDefaults()
@@ -87,6 +88,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *cgo {
+		o.build = buildCgo
+	}
+	if _, ok := builds[o.build]; !ok {
+		return o, fmt.Errorf("-build %q: want %s, %s or %s", o.build, buildStatic, buildCgo, buildCgoStatic)
 	}
 	switch stores {
 	case "both":
@@ -134,7 +141,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "building orderd from %s\n", root)
-	bin, err := buildOrderd(ctx, root, tmp, opts.cgo)
+	bin, err := buildOrderd(ctx, root, tmp, opts.build)
 	if err != nil {
 		return err
 	}
@@ -212,7 +219,8 @@ func printEnvironment(ctx context.Context, w io.Writer, args []string, root, bin
 	if err != nil {
 		revision = "unknown revision (" + err.Error() + ")"
 	}
-	fmt.Fprintf(w, "orderd: %s, checkout %s\n", orderdVersion, revision)
+	version, engine, _ := strings.Cut(orderdVersion, "\n")
+	fmt.Fprintf(w, "orderd: %s, checkout %s\n", version, revision)
 	info, err := buildinfo.ReadFile(bin)
 	if err != nil {
 		return fmt.Errorf("build settings of %s: %w", bin, err)
@@ -224,13 +232,18 @@ func printEnvironment(ctx context.Context, w io.Writer, args []string, root, bin
 		}
 	}
 	build := "CGO_ENABLED=" + cgo
-	switch cgo {
-	case "0":
+	switch linked, err := staticallyLinked(bin); {
+	case err != nil:
+		return err
+	case cgo == "0":
 		build += " (static, the README's release build)"
-	case "1":
+	case linked:
+		build += " (static, with SQLite's C library: the README's release build with a C compiler)"
+	default:
 		build += " (links the C library, as go run does where a C compiler is installed)"
 	}
 	fmt.Fprintf(w, "build: %s\n", build)
+	fmt.Fprintf(w, "%s\n", engine)
 	fmt.Fprintf(w, "date: %s\n", time.Now().UTC().Format(time.RFC3339))
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"net"
@@ -50,15 +51,32 @@ func moduleRoot(ctx context.Context) (string, error) {
 	return filepath.Dir(gomod), nil
 }
 
-// buildOrderd builds ./cmd/orderd of the module at root into dir: the static
-// release build unless cgo asks for the toolchain's default.
-func buildOrderd(ctx context.Context, root, dir string, cgo bool) (string, error) {
+// The builds of orderd that orderbench measures (-build).
+const (
+	buildStatic    = "static"
+	buildCgo       = "cgo"
+	buildCgoStatic = "cgo-static"
+)
+
+// builds are the go build arguments and environment of each build. The
+// cgo-static line is the README's, which TestReadmeBuildCommands checks.
+var builds = map[string]struct{ env, args []string }{
+	buildStatic:    {env: []string{"CGO_ENABLED=0"}},
+	buildCgo:       {},
+	buildCgoStatic: {env: []string{"CGO_ENABLED=1"}, args: []string{"-tags", "osusergo,netgo,sqlite_omit_load_extension", "-ldflags=-extldflags=-static"}},
+}
+
+// buildOrderd builds ./cmd/orderd of the module at root into dir, as build
+// (a key of builds) says.
+func buildOrderd(ctx context.Context, root, dir, build string) (string, error) {
 	bin := filepath.Join(dir, "orderd")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/orderd")
-	cmd.Dir = root
-	if !cgo {
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	b, ok := builds[build]
+	if !ok {
+		return "", fmt.Errorf("unknown build %q", build)
 	}
+	cmd := exec.CommandContext(ctx, "go", append(append([]string{"build", "-o", bin}, b.args...), "./cmd/orderd")...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), b.env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/orderd: %w\n%s", err, out)
 	}
@@ -340,4 +358,21 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// staticallyLinked reports whether the executable at bin has no dynamic
+// loader (no PT_INTERP program header), so that no shared C library is
+// mapped into its process.
+func staticallyLinked(bin string) (bool, error) {
+	f, err := elf.Open(bin)
+	if err != nil {
+		return false, fmt.Errorf("read %s as ELF: %w", bin, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -19,6 +19,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/orderd/orderd/internal/sqlstore"
 )
 
 func main() {
@@ -93,6 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) (string, bool),
 			return err
 		}
 		fmt.Fprintln(stdout, "orderd", version())
+		fmt.Fprintln(stdout, "sqlite:", sqlstore.SQLiteEngine)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -258,7 +258,7 @@ func TestHostileRequests(t *testing.T) {
 				d.Tx, d.Orders = store, storeReader{store}
 				d.Events = kafkaPublisher{cl: producer, topic: "order-events"}
 			})
-			db := rawDB(t, dialect, dbURL)
+			db := rawDB(t, dbURL)
 			adm := kadm.NewClient(producer)
 
 			// A known state the hostile requests must leave alone.
@@ -296,15 +296,9 @@ func TestHostileRequests(t *testing.T) {
 }
 
 // rawDB opens the database behind a store URL for reading.
-func rawDB(t *testing.T, dialect, dbURL string) *sql.DB {
+func rawDB(t *testing.T, dbURL string) *sql.DB {
 	t.Helper()
-	var db *sql.DB
-	var err error
-	if dialect == sqlstore.DialectSQLite {
-		db, err = sql.Open("sqlite", strings.TrimPrefix(dbURL, "sqlite://")+"?_busy_timeout=5000")
-	} else {
-		db, err = sql.Open("pgx", dbURL)
-	}
+	db, err := sqlstore.OpenSQL(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}

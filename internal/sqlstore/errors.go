@@ -10,8 +10,6 @@ import (
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/order"
@@ -43,6 +41,13 @@ func classify(err error) error {
 // store: character_not_in_repertoire (a NUL, invalid UTF-8) and
 // untranslatable_character.
 var unstorableSQLStates = map[string]bool{"22021": true, "22P05": true}
+
+// SQLite's primary result codes for a lock another connection holds
+// (https://sqlite.org/rescode.html), the same whichever driver reports them.
+const (
+	sqliteBusy   = 5
+	sqliteLocked = 6
+)
 
 // transientSQLStates are the PostgreSQL error codes, besides class 08
 // (connection exception), that a later attempt can succeed past.
@@ -79,13 +84,8 @@ func transient(err error) bool {
 	if errors.As(err, &pgErr) {
 		return strings.HasPrefix(pgErr.Code, "08") || transientSQLStates[pgErr.Code]
 	}
-	var sqliteErr *sqlite.Error
-	if errors.As(err, &sqliteErr) {
-		switch sqliteErr.Code() & 0xff { // the primary code of an extended one
-		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
-			return true
-		}
-		return false
+	if code, ok := sqliteCode(err); ok {
+		return code == sqliteBusy || code == sqliteLocked
 	}
 	// A failure to connect, whatever its cause (refused, DNS, TLS,
 	// authentication), stops every message alike: waiting beats dead-lettering.

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/orderd/orderd/internal/fault"
 	"github.com/orderd/orderd/internal/order"
@@ -118,8 +116,7 @@ func TestSQLiteBusyIsTransient(t *testing.T) {
 	if err := <-held; err != nil {
 		t.Fatalf("holder: %v", err)
 	}
-	var sqliteErr *sqlite.Error
-	if !errors.As(err, &sqliteErr) || sqliteErr.Code()&0xff != sqlite3.SQLITE_BUSY {
+	if code, ok := sqliteCode(err); !ok || code != sqliteBusy {
 		t.Fatalf("InTx while another process writes = %v, want SQLITE_BUSY", err)
 	}
 	if k := fault.KindOf(err); k != fault.Transient {

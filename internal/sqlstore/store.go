@@ -1,6 +1,7 @@
 // Package sqlstore is the SQL adapter of the order domain: one implementation
 // of order.Transactor and order.Tx, plus the reads the HTTP API needs, over
-// SQLite (modernc.org/sqlite, pure Go) and PostgreSQL (pgx: its database/sql
+// SQLite (SQLite's C library where cgo is on, else modernc.org/sqlite, pure
+// Go: see SQLiteEngine) and PostgreSQL (pgx: its database/sql
 // pool, and pgx itself inside write transactions, see inPgTx). Both dialects
 // share one schema and, but for how statements reach the database, one code
 // path.
@@ -28,7 +29,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/orderd/orderd/internal/fault"
 )
@@ -166,6 +166,21 @@ func open(ctx context.Context, url string, logger *slog.Logger, busyTimeout time
 	return s, nil
 }
 
+// OpenSQL opens the database a DATABASE_URL names as a plain *sql.DB, with
+// the driver this build's store uses (see SQLiteEngine), for tools and tests
+// that inspect it beside a running service. It neither migrates nor checks
+// the database; a SQLite connection waits for the writer's lock as the
+// store's readers do.
+func OpenSQL(url string) (*sql.DB, error) {
+	switch DialectOf(url) {
+	case DialectSQLite:
+		return sql.Open(sqliteDriver, sqliteDSN(strings.TrimPrefix(url, "sqlite://"), false, sqliteBusyTimeout.Milliseconds()))
+	case DialectPostgres:
+		return sql.Open("pgx", url)
+	}
+	return nil, fmt.Errorf("database url: unsupported scheme in %q: want sqlite://PATH or postgres://…", redactedScheme(url))
+}
+
 // DialectOf reports which database a DATABASE_URL names, by its scheme:
 // DialectSQLite, DialectPostgres, or "" for a scheme Open refuses.
 func DialectOf(url string) string {
@@ -198,12 +213,12 @@ func (s *Store) openSQLite(ctx context.Context, path string, busyTimeout time.Du
 	if strings.ContainsAny(path, "?#") {
 		return fmt.Errorf("database url: sqlite path %q must not contain '?' or '#'", path)
 	}
-	busy := fmt.Sprintf("_busy_timeout=%d", busyTimeout.Milliseconds())
+	busy := busyTimeout.Milliseconds()
 	if path == ":memory:" {
 		// Every connection to :memory: is its own database, so one
 		// connection serves reads and writes and is never closed while
 		// the Store is open.
-		db, err := sql.Open("sqlite", ":memory:?_txlock=immediate&_foreign_keys=1&"+busy)
+		db, err := sql.Open(sqliteDriver, sqliteDSN(path, true, busy))
 		if err != nil {
 			return fmt.Errorf("open sqlite :memory:: %w", err)
 		}
@@ -213,14 +228,13 @@ func (s *Store) openSQLite(ctx context.Context, path string, busyTimeout time.Du
 		db.SetConnMaxIdleTime(0)
 		s.db, s.rdb = db, db
 	} else {
-		w, err := sql.Open("sqlite", path+"?_txlock=immediate&_journal_mode=WAL&_synchronous=FULL&_foreign_keys=1&_pragma=temp_store(MEMORY)"+
-			fmt.Sprintf("&_pragma=wal_autocheckpoint(%d)&", walAutoCheckpoint)+busy)
+		w, err := sql.Open(sqliteDriver, sqliteDSN(path, true, busy))
 		if err != nil {
 			return fmt.Errorf("open sqlite %s: %w", path, err)
 		}
 		w.SetMaxOpenConns(1)
 		w.SetMaxIdleConns(1)
-		r, err := sql.Open("sqlite", path+"?_foreign_keys=1&"+busy)
+		r, err := sql.Open(sqliteDriver, sqliteDSN(path, false, busy))
 		if err != nil {
 			_ = w.Close()
 			return fmt.Errorf("open sqlite %s: %w", path, err)
@@ -242,7 +256,7 @@ func (s *Store) openSQLite(ctx context.Context, path string, busyTimeout time.Du
 			return err
 		}
 	}
-	s.where = []any{"dialect", s.dialect, "path", path}
+	s.where = []any{"dialect", s.dialect, "path", path, "engine", SQLiteEngine}
 	return nil
 }
 
