@@ -39,9 +39,11 @@ func init() {
 }
 
 // sqliteDSN is the data source name of a connection to path: the writer's
-// (BEGIN IMMEDIATE, WAL, synchronous=FULL) or a reader's.
+// (BEGIN IMMEDIATE, WAL, synchronous=FULL) or a reader's. Without a "file:"
+// prefix go-sqlite3 opens path as it is, not as a URI whose '%' escapes it
+// would decode.
 func sqliteDSN(path string, writer bool, busy int64) string {
-	dsn := fmt.Sprintf("file:%s?_foreign_keys=1&_busy_timeout=%d", path, busy)
+	dsn := fmt.Sprintf("%s?_foreign_keys=1&_busy_timeout=%d", path, busy)
 	if writer {
 		dsn += "&_txlock=immediate"
 		if path != ":memory:" {
