@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/orderd/orderd/internal/fault"
 )
 
 // TestSQLiteSettings checks what each SQLite connection runs with, whichever
@@ -75,5 +77,29 @@ func checkPragmas(ctx context.Context, t *testing.T, which string, db *sql.DB, w
 		if got != value {
 			t.Errorf("%s: PRAGMA %s = %s, want %s (engine %s)", which, pragma, got, value, SQLiteEngine)
 		}
+	}
+}
+
+// TestSQLiteCancelledStatementIsTransient: a statement still running when
+// its context ends (a shutdown, a deadline) is interrupted and fails as
+// transient under either driver, so that its record is tried again rather
+// than dead-lettered.
+func TestSQLiteCancelledStatementIsTransient(t *testing.T) {
+	t.Parallel()
+	s, err := Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "cancel.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	// Counting to ten billion takes minutes: it ends only by the interrupt.
+	var n int64
+	err = s.rdb.QueryRowContext(ctx, `WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 10000000000) SELECT count(*) FROM c`).Scan(&n)
+	if err == nil {
+		t.Fatalf("the count finished (%d) before its context ended", n)
+	}
+	if k := fault.KindOf(classify(err)); k != fault.Transient {
+		t.Errorf("interrupted statement: %v is %v, want transient (engine %s)", err, k, SQLiteEngine)
 	}
 }

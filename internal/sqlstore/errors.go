@@ -44,6 +44,8 @@ var unstorableSQLStates = map[string]bool{"22021": true, "22P05": true}
 
 // SQLite's primary result codes for a lock another connection holds
 // (https://sqlite.org/rescode.html), the same whichever driver reports them.
+// A statement interrupted because its context ended comes back from either
+// driver as the context's error (TestSQLiteCancelledStatementIsTransient).
 const (
 	sqliteBusy   = 5
 	sqliteLocked = 6
