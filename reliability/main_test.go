@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/orderd/orderd/internal/sqlstore"
 )
 
 // orderdBin is the orderd binary built once for the whole suite.
@@ -131,6 +133,9 @@ func writeReport(path string, started time.Time, code int) error {
 	fmt.Fprintf(&b, "- Command: `RELIABILITY_PROFILE=%s go test -tags reliability -run '%s'%s -count=1 -timeout 30m ./reliability/` (reliability/run.sh)\n", prof.name, runPattern, skip)
 	fmt.Fprintf(&b, "- Date: %s (suite took %s)\n", started.UTC().Format("2006-01-02 15:04 UTC"), time.Since(started).Round(time.Second))
 	fmt.Fprintf(&b, "- Machine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	// orderd is built with the same CGO_ENABLED as this test binary, so it
+	// has the same SQLite.
+	fmt.Fprintf(&b, "- SQLite in orderd: %s\n", sqlstore.SQLiteEngine)
 	if rev, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		fmt.Fprintf(&b, "- Commit: %s\n", strings.TrimSpace(string(rev)))
 	}
