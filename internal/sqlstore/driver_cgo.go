@@ -17,9 +17,10 @@ import (
 // smaller, so an idle instance maps fewer pages. orderbench -cgo -store
 // sqlite, three alternating pairs against modernc.org/sqlite: drains
 // 34,110–35,398 ev/s against 30,793–31,655; embedded defaults idle 29.0–29.2
-// MB against 31.2–31.3 (docs/BENCHMARKS.md, the twentieth round). Without
-// cgo (the static release build) it is modernc.org/sqlite, see
-// driver_purego.go. Both run the same SQL on the same file format.
+// MB against 30.9–31.3 (docs/BENCHMARKS.md, the twentieth round). Without
+// cgo (CGO_ENABLED=0, the README's first release build) it is
+// modernc.org/sqlite, see driver_purego.go. Both run the same SQL on the
+// same file format.
 const SQLiteEngine = "C library (github.com/mattn/go-sqlite3, cgo)"
 
 // sqliteDriver is the database/sql driver name the store opens SQLite with.

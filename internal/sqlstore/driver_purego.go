@@ -10,7 +10,7 @@ import (
 )
 
 // SQLiteEngine names the SQLite this binary was built with. Without cgo
-// (the static release build, CGO_ENABLED=0) it is modernc.org/sqlite,
+// (CGO_ENABLED=0, the README's first release build) it is modernc.org/sqlite,
 // SQLite's C translated to Go: no C compiler needed. With cgo it is the C
 // library itself, see driver_cgo.go.
 const SQLiteEngine = "Go translation (modernc.org/sqlite)"
