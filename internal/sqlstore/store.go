@@ -158,7 +158,7 @@ func open(ctx context.Context, url string, logger *slog.Logger, busyTimeout time
 	case DialectPostgres:
 		err = s.openPostgres(url)
 	default:
-		return nil, fmt.Errorf("database url: unsupported scheme in %q: want sqlite://PATH or postgres://…", redactedScheme(url))
+		return nil, unsupportedScheme(url)
 	}
 	if err != nil {
 		return nil, err
@@ -178,7 +178,7 @@ func OpenSQL(url string) (*sql.DB, error) {
 	case DialectPostgres:
 		return sql.Open("pgx", url)
 	}
-	return nil, fmt.Errorf("database url: unsupported scheme in %q: want sqlite://PATH or postgres://…", redactedScheme(url))
+	return nil, unsupportedScheme(url)
 }
 
 // DialectOf reports which database a DATABASE_URL names, by its scheme:
@@ -191,6 +191,12 @@ func DialectOf(url string) string {
 		return DialectPostgres
 	}
 	return ""
+}
+
+// unsupportedScheme is the error for a DATABASE_URL whose scheme is neither
+// SQLite's nor PostgreSQL's.
+func unsupportedScheme(url string) error {
+	return fmt.Errorf("database url: unsupported scheme in %q: want sqlite://PATH or postgres://…", redactedScheme(url))
 }
 
 // redactedScheme returns only the scheme of a URL, so that an unsupported URL
