@@ -90,6 +90,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *cgo {
+		if o.build != buildStatic && o.build != buildCgo {
+			return o, fmt.Errorf("-cgo is -build %s: it cannot go with -build %s", buildCgo, o.build)
+		}
 		o.build = buildCgo
 	}
 	if _, ok := builds[o.build]; !ok {
