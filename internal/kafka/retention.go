@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -71,9 +72,15 @@ func (r *retainer) run(stop <-chan struct{}, done chan<- struct{}) {
 }
 
 // check samples the group's commits and deletes what the newest sample at
-// least After old allows.
+// least After old allows. A sample that finds the same offsets as the one
+// before it is not kept: the older one already shows them, committed since
+// earlier, so it allows the same deletions as soon. An idle group's samples
+// are thus one, and a busy group's at most one per check in After.
 func (r *retainer) check(now time.Time) {
-	r.samples = append(r.samples, r.sample(now))
+	latest := r.sample(now)
+	if n := len(r.samples); n == 0 || !sameOffsets(r.samples[n-1].offsets, latest.offsets) {
+		r.samples = append(r.samples, latest)
+	}
 	cut := -1 // the newest sample old enough
 	for i, s := range r.samples {
 		if now.Sub(s.at) < r.cfg.After {
@@ -84,7 +91,7 @@ func (r *retainer) check(now time.Time) {
 	if cut < 0 {
 		return
 	}
-	old, latest := r.samples[cut], r.samples[len(r.samples)-1]
+	old := r.samples[cut]
 	r.samples = r.samples[cut:] // older ones allow no more than it does
 	var deleted int64
 	for topic, parts := range old.offsets {
@@ -117,6 +124,11 @@ func (r *retainer) check(now time.Time) {
 		r.logger.Info("embedded kafka: retention deleted records the group committed before the retention period",
 			"records", deleted, "group", r.cfg.Group, "retention", r.cfg.After)
 	}
+}
+
+// sameOffsets reports whether two samples found the same committed offsets.
+func sameOffsets(a, b map[string]map[int32]int64) bool {
+	return maps.EqualFunc(a, b, maps.Equal)
 }
 
 // sample reads the group's committed offsets of the trimmed topics.

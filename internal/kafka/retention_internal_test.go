@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"testing"
 	"time"
 
@@ -132,4 +133,90 @@ func TestRetainerAfterRestartWaits(t *testing.T) {
 	if got := logStarts(c)["in"]; got != [2]int64{5, 0} {
 		t.Fatalf("After later: log starts %v, want [5 0]", got)
 	}
+}
+
+// TestRetainerSamplesStayBounded: an idle group's checks keep one sample,
+// however long it stays idle, and still delete what it committed once After
+// has passed since it was first seen; a group that commits between every
+// two checks keeps at most one sample per check in After.
+func TestRetainerSamplesStayBounded(t *testing.T) {
+	t.Parallel()
+	c, adm := retentionCluster(t)
+	const after, every = 50 * time.Minute, 5 * time.Minute
+	r := &retainer{cluster: c, cfg: EmbeddedRetention{After: after, Group: "g", Topics: []string{"in"}}, logger: slog.New(slog.DiscardHandler)}
+	commit(t, adm, "g", "in", 0, 4)
+	t0 := time.Now()
+	for i := range 40 {
+		now := t0.Add(time.Duration(i) * every)
+		r.check(now)
+		if len(r.samples) != 1 {
+			t.Fatalf("idle check %d: %d samples kept, want 1", i, len(r.samples))
+		}
+		want := [2]int64{0, 0}
+		if now.Sub(t0) >= after {
+			want[0] = 4
+		}
+		if got := logStarts(c)["in"]; got != want {
+			t.Fatalf("idle check %d (%v after the commit was seen): log starts %v, want %v", i, now.Sub(t0), got, want)
+		}
+	}
+
+	t1 := t0.Add(40 * every)
+	most := 0
+	for i := range 40 {
+		commit(t, adm, "g", "in", 1, int64(i%10)+1)
+		r.check(t1.Add(time.Duration(i) * every))
+		most = max(most, len(r.samples))
+	}
+	if limit := int(after/every) + 1; most != limit {
+		t.Fatalf("busy group: up to %d samples kept, want %d (one per check in After, and the one old enough)", most, limit)
+	}
+}
+
+// BenchmarkRetainerSample: what one sample of a topic of six partitions
+// costs to take (ns/op, B/op), and what a kept one holds (B/kept, the live
+// heap of 2,017 of them over 2,017): the retainer keeps at most
+// EMBEDDED_KAFKA_RETENTION / DefaultRetentionCheck + 1 samples (2,017 for
+// the default 168h), and one while the group commits nothing.
+func BenchmarkRetainerSample(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "in"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	var o kadm.Offsets
+	for p := range int32(6) {
+		o.Add(kadm.Offset{Topic: "in", Partition: p, At: 1_000_000 + int64(p), LeaderEpoch: -1})
+	}
+	if resp, err := adm.CommitOffsets(context.Background(), "g", o); err != nil || resp.Error() != nil {
+		b.Fatalf("commit: %v %v", err, resp.Error())
+	}
+	r := &retainer{cluster: c, cfg: EmbeddedRetention{After: time.Hour, Group: "g", Topics: []string{"in"}}, logger: slog.New(slog.DiscardHandler)}
+	if s := r.sample(time.Now()); len(s.offsets["in"]) != 6 {
+		b.Fatalf("sample %v, want six partitions", s.offsets)
+	}
+
+	const kept = int(168*time.Hour/DefaultRetentionCheck) + 1
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	samples := make([]commitSample, kept)
+	for i := range samples {
+		samples[i] = r.sample(time.Now())
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(samples)
+
+	b.ReportAllocs()
+	for b.Loop() {
+		r.sample(time.Now())
+	}
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(kept), "B/kept")
 }
