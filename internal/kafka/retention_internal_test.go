@@ -47,7 +47,7 @@ func retentionCluster(t *testing.T) (*kfake.Cluster, *kadm.Client) {
 }
 
 // commit commits offset at on topic's partition p for group g.
-func commit(t *testing.T, adm *kadm.Client, g, topic string, p int32, at int64) {
+func commit(t testing.TB, adm *kadm.Client, g, topic string, p int32, at int64) {
 	t.Helper()
 	var o kadm.Offsets
 	o.Add(kadm.Offset{Topic: topic, Partition: p, At: at, LeaderEpoch: -1})
@@ -190,12 +190,8 @@ func BenchmarkRetainerSample(b *testing.B) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	var o kadm.Offsets
 	for p := range int32(6) {
-		o.Add(kadm.Offset{Topic: "in", Partition: p, At: 1_000_000 + int64(p), LeaderEpoch: -1})
-	}
-	if resp, err := adm.CommitOffsets(context.Background(), "g", o); err != nil || resp.Error() != nil {
-		b.Fatalf("commit: %v %v", err, resp.Error())
+		commit(b, adm, "g", "in", p, 1_000_000+int64(p))
 	}
 	r := &retainer{cluster: c, cfg: EmbeddedRetention{After: time.Hour, Group: "g", Topics: []string{"in"}}, logger: slog.New(slog.DiscardHandler)}
 	if s := r.sample(time.Now()); len(s.offsets["in"]) != 6 {
