@@ -214,5 +214,7 @@ func BenchmarkRetainerSample(b *testing.B) {
 	for b.Loop() {
 		r.sample(time.Now())
 	}
-	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(kept), "B/kept")
+	// As signed numbers: a heap smaller after would be a negative figure,
+	// not a wrapped-around huge one.
+	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(kept), "B/kept")
 }
