@@ -14,18 +14,26 @@ import (
 // keeps the collected memory mapped up to that goal: an idle embedded
 // orderd's RSS rose from 28,940 kB at start to 34,076 kB after three
 // minutes (ps). While the process allocates little, trimWhenIdle collects
-// and returns the free memory to the system.
+// and returns the free memory to the system. Every 10 s after 256 KiB
+// rather than every 30 s after 1 MiB: started side by side and sampled for
+// seven minutes, go run's build held 28,888–29,320 kB against up to 30,696,
+// and the static build 28,964–29,608 against up to 31,028, for a forced
+// collection of a heap of about 2 MB every 10 s (docs/BENCHMARKS.md, the
+// twenty-second round).
 const (
-	trimEvery = 30 * time.Second
+	trimEvery = 10 * time.Second
 	// quietBytes: allocating less than this in one trimEvery is idle. An
 	// idle embedded instance allocated about 4 MB in two minutes (gctrace:
-	// 5->5->1 MB at the forced collection after 120 s). One event is about
-	// 12.9 KB (BenchmarkHandleBatch/sqlite: 3,299,805 B per 256 events,
-	// without the Kafka client's share), so this is some 20 events a second.
-	quietBytes = 8 << 20
+	// 5->5->1 MB at the forced collection after 120 s), most of it for the
+	// consumer's fetch polls (fetchMaxWait) and the lag gauge. One event is
+	// about 12.9 KB (BenchmarkHandleBatch/sqlite: 3,299,805 B per 256
+	// events, without the Kafka client's share), so this is some 20 events
+	// a second.
+	quietBytes = 2560 << 10
 	// trimAfterBytes: no trim unless this much was allocated since the last
-	// one, so that a truly idle process does not collect for nothing.
-	trimAfterBytes = 1 << 20
+	// one, so that a truly idle process does not collect for nothing. An
+	// idle instance reaches it within one trimEvery.
+	trimAfterBytes = 256 << 10
 )
 
 // idleTrimmer decides, from the process's running total of allocated bytes

@@ -3,7 +3,7 @@ package main
 import "testing"
 
 func TestIdleTrimmer(t *testing.T) {
-	const mb = 1 << 20
+	const kb, mb = 1 << 10, 1 << 20
 	tr := idleTrimmer{last: 100 * mb, lastTrim: 100 * mb}
 	steps := []struct {
 		name      string
@@ -12,8 +12,8 @@ func TestIdleTrimmer(t *testing.T) {
 	}{
 		{"busy: events flowing", 50 * mb, false},
 		{"quiet after busy: the busy period's garbage goes", 2 * mb, true},
-		{"quiet, little since the trim", mb / 2, false},
-		{"quiet, over 1 MB since the trim", 6 * mb / 10, true},
+		{"quiet, little since the trim", 100 * kb, false},
+		{"quiet, over 256 KiB since the trim", 200 * kb, true},
 		{"just under the quiet bound", quietBytes - 1, true},
 		{"at the quiet bound: busy", quietBytes, false},
 	}
