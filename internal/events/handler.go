@@ -130,8 +130,9 @@ func keysOf(pre []Prepared, metas []*delivery.Meta) order.Keys {
 		if p.err != nil {
 			continue
 		}
-		k.EventIDs = append(k.EventIDs, p.ev.ID)
-		if id := metas[i].OrderID; id != "" {
+		id := metas[i].OrderID
+		k.Events = append(k.Events, order.EventKey{OrderID: id, ID: p.ev.ID})
+		if id != "" {
 			k.OrderIDs = append(k.OrderIDs, id)
 		}
 		if l, ok := p.ev.Decoded.(interface{ ProductIDs() []string }); ok {
@@ -187,16 +188,17 @@ func (h *Handler) applyOne(ctx context.Context, tx order.Tx, pr Prepared, meta *
 	start := time.Now()
 	meta.Duplicate, meta.Summary = false, "" // this run's finding, not an undone run's
 	ev, p := pr.ev, pr.p
+	key := order.EventKey{OrderID: meta.OrderID, ID: ev.ID}
 	var summary string
 	var prior order.InboxEntry
 	err := tx.Savepoint(ctx, func() error {
-		first, err := tx.MarkProcessed(ctx, ev.ID, ev.Name)
+		first, err := tx.MarkProcessed(ctx, key, ev.Name)
 		if err != nil {
 			return err
 		}
 		if !first {
 			meta.Duplicate = true
-			prior, _, err = tx.Inbox(ctx, ev.ID)
+			prior, _, err = tx.Inbox(ctx, key)
 			return err
 		}
 		summary, err = p(ctx, tx, ev)
@@ -241,14 +243,15 @@ func (h *Handler) refuse(ctx context.Context, tx order.Tx, ev Envelope, meta *de
 	_, reason := fault.Of(cause)
 	refusal := order.Refusal{Reason: reason, Detail: cause.Error()}
 	k, keepOrder := errors.AsType[*KeepOrder](cause)
+	key := order.EventKey{OrderID: meta.OrderID, ID: ev.ID}
 	err = tx.Savepoint(ctx, func() error {
-		first, err := tx.MarkRefused(ctx, ev.ID, ev.Name, refusal)
+		first, err := tx.MarkRefused(ctx, key, ev.Name, refusal)
 		if err != nil {
 			return err
 		}
 		if !first {
 			dup = true
-			prior, _, err = tx.Inbox(ctx, ev.ID)
+			prior, _, err = tx.Inbox(ctx, key)
 			return err
 		}
 		if keepOrder {

@@ -338,14 +338,14 @@ func (r rerunOnce) InTx(ctx context.Context, fn func(order.Tx) error) error {
 
 type firstRunTx struct{ order.Tx }
 
-func (t firstRunTx) MarkProcessed(ctx context.Context, eventID, eventName string) (bool, error) {
-	switch eventID {
+func (t firstRunTx) MarkProcessed(ctx context.Context, k order.EventKey, eventName string) (bool, error) {
+	switch k.ID {
 	case "e-1":
 		return false, nil // in the inbox
 	case "e-2":
 		return false, fault.AsTransient(errors.New("store unreachable"))
 	}
-	return t.Tx.MarkProcessed(ctx, eventID, eventName)
+	return t.Tx.MarkProcessed(ctx, k, eventName)
 }
 
 // notifyFunc is an order.Notifier.
@@ -461,6 +461,36 @@ func TestEventIDReusedByAnotherEvent(t *testing.T) {
 		wantRefusal(t, "the reuse in a batch", errs[1], order.ReasonConflict)
 		if r, _ := st.GetOrder(ctx, "R"); r == nil || r.Status != order.StatusProcessing {
 			t.Errorf("R = %+v, want processing: the cancellation under a reused id was not applied", r)
+		}
+	})
+}
+
+// TestEventIDReusedForAnotherOrder: the inbox keys an event id under its
+// order (order.EventKey). A producer that reuses an id for another order's
+// event has that event applied, not acknowledged as a duplicate with its
+// order never created; a redelivery of either is still a duplicate, alone
+// or in a batch with the other.
+func TestEventIDReusedForAnotherOrder(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, nil, func(t *testing.T, dialect string, st *sqlstore.Store, h *events.Handler) {
+		ctx := context.Background()
+		for _, id := range []string{"U1", "U2"} {
+			if res, err := h.Handle(ctx, created("u-1", id, "plenty", 1)); err != nil || res != delivery.Applied {
+				t.Fatalf("%s created under event id u-1: %v, %v; want applied", id, res, err)
+			}
+			if o, err := st.GetOrder(ctx, id); err != nil || o.Status != order.StatusProcessing {
+				t.Errorf("order %s: %+v, %v; want processing", id, o, err)
+			}
+		}
+		if res, err := h.Handle(ctx, created("u-1", "U1", "plenty", 1)); err != nil || res != delivery.Duplicate {
+			t.Errorf("U1's creation again: %v, %v; want a duplicate", res, err)
+		}
+		metas := []*delivery.Meta{{}, {}, {}}
+		n, errs, stop := h.HandleBatch(ctx, [][]byte{created("u-1", "U2", "plenty", 1), created("u-1", "U3", "plenty", 1), created("u-1", "U3", "plenty", 1)}, metas)
+		if stop != nil || n != 3 || errs[0] != nil || errs[1] != nil || errs[2] != nil ||
+			!metas[0].Duplicate || metas[1].Duplicate || !metas[2].Duplicate {
+			t.Fatalf("batch of U2 again, U3, U3 again: n=%d errs=%v stop=%v duplicate=%v/%v/%v",
+				n, errs, stop, metas[0].Duplicate, metas[1].Duplicate, metas[2].Duplicate)
 		}
 	})
 }

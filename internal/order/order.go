@@ -216,16 +216,16 @@ type Tx interface {
 	Reserve(ctx context.Context, productID string, qty int64) (bool, error)
 	// Release moves qty from reserved back to available.
 	Release(ctx context.Context, productID string, qty int64) error
-	// MarkProcessed records an event id in the inbox as applied; it reports
-	// false, and changes nothing, when the id was already there.
-	MarkProcessed(ctx context.Context, eventID, eventName string) (bool, error)
-	// MarkRefused records an event id in the inbox as refused, with the
+	// MarkProcessed records an event in the inbox as applied; it reports
+	// false, and changes nothing, when the inbox holds the event already.
+	MarkProcessed(ctx context.Context, k EventKey, eventName string) (bool, error)
+	// MarkRefused records an event in the inbox as refused, with the
 	// refusal's reason code and message; it reports false, and changes
-	// nothing, when the id was already there.
-	MarkRefused(ctx context.Context, eventID, eventName string, r Refusal) (bool, error)
-	// Inbox returns what the inbox holds for an event id; ok is false when
-	// the id is not there.
-	Inbox(ctx context.Context, eventID string) (e InboxEntry, ok bool, err error)
+	// nothing, when the inbox holds the event already.
+	MarkRefused(ctx context.Context, k EventKey, eventName string, r Refusal) (bool, error)
+	// Inbox returns what the inbox holds for an event; ok is false when it
+	// holds nothing.
+	Inbox(ctx context.Context, k EventKey) (e InboxEntry, ok bool, err error)
 	// Savepoint runs fn inside a savepoint: when fn fails, what it did is
 	// undone and the transaction goes on as before it; fn's error is
 	// returned. Several events share one transaction this way.
@@ -240,9 +240,21 @@ type Tx interface {
 
 // Keys names the rows a batch of events will read or write.
 type Keys struct {
-	EventIDs   []string
+	Events     []EventKey
 	OrderIDs   []string
 	ProductIDs []string
+}
+
+// EventKey names an event in the idempotency inbox: its id, under the order
+// the event is about. The id is the idempotency key among the events of one
+// order. A redelivery carries the same order, so it is always found; an id
+// that a producer reuses for another order's event does not make that event
+// a duplicate. OrderID is "" for an event that names no order. An entry the
+// inbox holds under "" (such an event's, or one recorded before the inbox
+// was keyed by order) is found for the same id under any order.
+type EventKey struct {
+	OrderID string
+	ID      string
 }
 
 // InboxEntry is what the idempotency inbox holds for one event id: the event

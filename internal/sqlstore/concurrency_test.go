@@ -285,7 +285,7 @@ func TestSQLiteLockWaitDeadlineIsTransient(t *testing.T) {
 	held := make(chan error, 1)
 	go func() {
 		held <- holder.InTx(ctx, func(tx order.Tx) error {
-			if _, err := tx.MarkProcessed(ctx, "holder", "test"); err != nil {
+			if _, err := tx.MarkProcessed(ctx, order.EventKey{ID: "holder"}, "test"); err != nil {
 				return err
 			}
 			close(locked)
@@ -302,7 +302,7 @@ func TestSQLiteLockWaitDeadlineIsTransient(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
 	err := other.InTx(short, func(tx order.Tx) error {
-		_, err := tx.MarkProcessed(short, "other", "test")
+		_, err := tx.MarkProcessed(short, order.EventKey{ID: "other"}, "test")
 		return err
 	})
 	close(release)
@@ -317,7 +317,7 @@ func TestSQLiteLockWaitDeadlineIsTransient(t *testing.T) {
 	}
 	// Once the lock is free the same write succeeds.
 	if err := other.InTx(ctx, func(tx order.Tx) error {
-		_, err := tx.MarkProcessed(ctx, "other", "test")
+		_, err := tx.MarkProcessed(ctx, order.EventKey{ID: "other"}, "test")
 		return err
 	}); err != nil {
 		t.Fatalf("after release: %v", err)

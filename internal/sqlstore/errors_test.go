@@ -98,7 +98,7 @@ func TestSQLiteBusyIsTransient(t *testing.T) {
 	held := make(chan error, 1)
 	go func() {
 		held <- holder.InTx(ctx, func(tx order.Tx) error {
-			if _, err := tx.MarkProcessed(ctx, "holder", "test"); err != nil {
+			if _, err := tx.MarkProcessed(ctx, order.EventKey{ID: "holder"}, "test"); err != nil {
 				return err
 			}
 			close(locked)

@@ -83,3 +83,37 @@ func ExecInTx(ctx context.Context, ot order.Tx, stmt string) error {
 
 // SetPGTimeout changes the bound on PostgreSQL transactions and reads.
 func (s *Store) SetPGTimeout(d time.Duration) { s.pgTimeout = d }
+
+// InboxReadPlan returns the plans of the inbox's read of keys, as Preload
+// runs it: EXPLAIN QUERY PLAN's details on SQLite, EXPLAIN's lines on
+// PostgreSQL.
+func (s *Store) InboxReadPlan(ctx context.Context, keys []order.EventKey) (string, error) {
+	var plan strings.Builder
+	err := s.InTx(ctx, func(ot order.Tx) error {
+		return s.inboxReads(keys, func(query string, args []any) error {
+			explain := "EXPLAIN "
+			if s.dialect != DialectPostgres {
+				explain = "EXPLAIN QUERY PLAN "
+			}
+			rows, err := ot.(*tx).query(ctx, explain+query, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id, parent, unused int
+				var line string
+				dest := []any{&line}
+				if s.dialect != DialectPostgres {
+					dest = []any{&id, &parent, &unused, &line}
+				}
+				if err := rows.Scan(dest...); err != nil {
+					return err
+				}
+				plan.WriteString(line + "\n")
+			}
+			return rows.Err()
+		})
+	})
+	return plan.String(), err
+}

@@ -14,12 +14,13 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderd/orderd/internal/fault"
+	"github.com/orderd/orderd/internal/order"
 )
 
 // The types of the columns of the rows flush writes, as PostgreSQL names
 // them (see execRows).
 var (
-	inboxTypes = []string{"TEXT", "TEXT", "TIMESTAMPTZ", "TEXT", "TEXT", "TEXT"}
+	inboxTypes = []string{"TEXT", "TEXT", "TEXT", "TIMESTAMPTZ", "TEXT", "TEXT", "TEXT"}
 	orderTypes = []string{"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT",
 		"BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TIMESTAMPTZ", "TIMESTAMPTZ", "TEXT"}
 	itemTypes   = []string{"TEXT", "INTEGER", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BOOLEAN"}
@@ -145,22 +146,28 @@ var errConcurrent = errors.New("another transaction inserted it since this one l
 var errStockTaken = errors.New("other transactions took that stock since this one read it without a lock; the transaction is run again")
 
 func (t *tx) inboxWrites(ws []write, now any) []write {
-	ids := sortedKeys(t.inbox, func(r inboxRow) bool { return r.added })
-	if len(ids) == 0 {
+	var keys []order.EventKey
+	for k, r := range t.inbox {
+		if r.added {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
 		return ws
 	}
-	args := make([]any, 0, len(inboxTypes)*len(ids))
-	for _, id := range ids {
-		r := t.inbox[id]
+	slices.SortFunc(keys, compareEventKeys)
+	args := make([]any, 0, len(inboxTypes)*len(keys))
+	for _, k := range keys {
+		r := t.inbox[k]
 		outcome := outcomeApplied
 		if r.entry.Refused {
 			outcome = outcomeRefused
 		}
-		args = append(args, id, r.entry.Name, now, outcome, r.entry.Refusal.Reason, r.entry.Refusal.Detail)
+		args = append(args, k.OrderID, k.ID, r.entry.Name, now, outcome, r.entry.Refusal.Reason, r.entry.Refusal.Detail)
 	}
-	return append(ws, insertWrite(fmt.Sprintf("record %d events in the inbox", len(ids)),
-		`INSERT INTO processed_events (event_id, event_name, processed_at, outcome, reason, detail) `,
-		inboxTypes, `(event_id)`, args))
+	return append(ws, insertWrite(fmt.Sprintf("record %d events in the inbox", len(keys)),
+		`INSERT INTO processed_events (order_id, event_id, event_name, processed_at, outcome, reason, detail) `,
+		inboxTypes, `(order_id, event_id)`, args))
 }
 
 func (t *tx) orderWrites(ws []write) []write {

@@ -13,7 +13,8 @@ import (
 )
 
 // migrations is the schema, one goose SQL file set for both dialects; the
-// Go migrations (byteOrderKeys) are added in migrator.
+// Go migrations (byteOrderKeys, itemsReferenceOrders, inboxByOrder) are
+// added in migrator.
 //
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -52,7 +53,7 @@ func (s *Store) migrator(ctx context.Context) (*goose.Provider, error) {
 	opts := []goose.ProviderOption{
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithSlog(s.log),
-		goose.WithGoMigrations(s.byteOrderKeys(), s.itemsReferenceOrders()),
+		goose.WithGoMigrations(s.byteOrderKeys(), s.itemsReferenceOrders(), s.inboxByOrder()),
 	}
 	dialect := goose.DialectSQLite3
 	if s.dialect == DialectPostgres {
@@ -94,9 +95,16 @@ func (s *Store) lockID(ctx context.Context) (int64, error) {
 // PostgreSQL and nothing on SQLite, where such a migration only records its
 // version.
 func (s *Store) onPostgres(what string, statements ...string) *goose.GoFunc {
+	return s.byDialect(what, nil, statements)
+}
+
+// byDialect is a step of a Go migration that runs the statements of the
+// store's dialect in order.
+func (s *Store) byDialect(what string, sqlite, postgres []string) *goose.GoFunc {
 	return &goose.GoFunc{RunTx: func(ctx context.Context, tx *sql.Tx) error {
-		if s.dialect != DialectPostgres {
-			return nil
+		statements := sqlite
+		if s.dialect == DialectPostgres {
+			statements = postgres
 		}
 		for _, q := range statements {
 			if _, err := tx.ExecContext(ctx, q); err != nil {

@@ -285,18 +285,21 @@ const (
 // stock), in one round trip. Rows the transaction keeps already are not read
 // again.
 func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
-	inboxIDs := missing(t, t.inbox, k.EventIDs)
+	inboxRows := t.missingInbox(k.Events)
 	orderIDs := missing(t, t.orders, k.OrderIDs)
 	products := missing(t, t.stock, t.products(k))
-	if len(inboxIDs) == 0 && len(orderIDs) == 0 && len(products) == 0 {
+	if len(inboxRows) == 0 && len(orderIDs) == 0 && len(products) == 0 {
 		return nil
 	}
 
 	b := t.pg.newBatch()
-	if len(inboxIDs) > 0 {
-		b.Queue(inboxQuery+"= ANY($1)", inboxIDs).Query(func(rows pgx.Rows) error {
+	if err := t.s.inboxReads(inboxRows, func(query string, args []any) error {
+		b.Queue(query, args...).Query(func(rows pgx.Rows) error {
 			return t.scanInbox(rows)
 		})
+		return nil
+	}); err != nil {
+		return err
 	}
 	var found []string
 	items := make(map[string][]order.Item, len(orderIDs))
@@ -322,7 +325,7 @@ func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
 	if err := t.pg.send(ctx, b); err != nil {
 		return classify(fmt.Errorf("preload: %w", err))
 	}
-	markAbsent(t.inbox, inboxIDs)
+	markAbsent(t.inbox, inboxRows)
 	for _, id := range found {
 		t.orders[id].cur.Items = items[id] // cur and base are one value until changed
 	}

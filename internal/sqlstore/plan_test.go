@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/orderd/orderd/internal/order"
 	"github.com/orderd/orderd/internal/sqlstore"
 	"github.com/orderd/orderd/internal/sqlstore/sqlstoretest"
 )
@@ -120,4 +121,34 @@ func TestStockPreloadWithoutStockRecords(t *testing.T) {
 	if !strings.Contains(plan, "on stock (actual rows=1 ") {
 		t.Errorf("the stock record of prod-1 was not read:\n%s", plan)
 	}
+}
+
+// TestInboxReadUsesItsKey: the inbox's read of a batch (Preload) finds each
+// (order id, event id) pair through the table's primary key, on both
+// databases, rather than by reading the whole inbox.
+func TestInboxReadUsesItsKey(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := testContext(t)
+		if _, err := s.DB().ExecContext(ctx, `INSERT INTO processed_events (order_id, event_id, event_name, processed_at)
+			WITH RECURSIVE g (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000)
+			SELECT 'order-' || n, 'event-' || n, 'OrderCreated', '2026-01-01T00:00:00.000000Z' FROM g`); err != nil {
+			t.Fatal(err)
+		}
+		keys := make([]order.EventKey, 256) // a full batch
+		for i := range keys {
+			keys[i] = order.EventKey{OrderID: fmt.Sprintf("order-%d", 1+i*19), ID: fmt.Sprintf("event-%d", 1+i*19)}
+		}
+		plan, err := s.InboxReadPlan(ctx, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, bad := regexp.MustCompile(`(?i)processed_events.*(primary key|index).*\(order_id=\? AND event_id=\?\)`), "SCAN processed_events"
+		if s.Dialect() == sqlstore.DialectPostgres {
+			want, bad = regexp.MustCompile(`Index Scan using processed_events_pkey .*\n.*Index Cond: \(\(order_id = k\.order_id\) AND \(event_id = k\.event_id\)\)`), "Join"
+		}
+		if !want.MatchString(plan) || strings.Contains(plan, bad) {
+			t.Errorf("the inbox's read of %d keys does not look them up by its primary key:\n%s", len(keys), plan)
+		}
+	})
 }

@@ -187,17 +187,19 @@ func (s *Store) SetStock(ctx context.Context, productID string, available int64)
 	return st, nil
 }
 
-// ProcessedEvent reports whether an event id is in the inbox.
-func (s *Store) ProcessedEvent(ctx context.Context, eventID string) (bool, error) {
+// ProcessedEvent reports whether the inbox holds the event of k: under its
+// order, or under none (see order.EventKey).
+func (s *Store) ProcessedEvent(ctx context.Context, k order.EventKey) (bool, error) {
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
 	var one int
-	err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM processed_events WHERE event_id = $1`, eventID).Scan(&one)
+	err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM processed_events WHERE order_id IN ($1, '') AND event_id = $2 LIMIT 1`,
+		k.OrderID, k.ID).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
 	case err != nil:
-		return false, classify(fmt.Errorf("look up event %s: %w", eventID, err))
+		return false, classify(fmt.Errorf("look up event %s of order %q: %w", k.ID, k.OrderID, err))
 	}
 	return true, nil
 }

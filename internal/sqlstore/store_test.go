@@ -180,8 +180,8 @@ func TestMigrateCount(t *testing.T) {
 		if err := s.MigrateDownTo(ctx, 2); err != nil {
 			t.Fatalf("down to 2: %v", err)
 		}
-		if n, err := s.MigrateCount(ctx); err != nil || n != 3 {
-			t.Errorf("MigrateCount after going down to 2 of 5 = %d, %v; want 3, nil", n, err)
+		if n, err := s.MigrateCount(ctx); err != nil || n != 4 {
+			t.Errorf("MigrateCount after going down to 2 of 6 = %d, %v; want 4, nil", n, err)
 		}
 		if n, err := s.MigrateCount(ctx); err != nil || n != 0 {
 			t.Errorf("MigrateCount again = %d, %v; want 0, nil", n, err)
@@ -381,7 +381,7 @@ func TestCreateDuplicateIsConflict(t *testing.T) {
 				return fmt.Errorf("conflict is %v, want permanent", fault.KindOf(err))
 			}
 			// The refusal must leave the transaction usable.
-			_, err = tx.MarkProcessed(ctx, "after-conflict", "OrderCreated")
+			_, err = tx.MarkProcessed(ctx, order.EventKey{ID: "after-conflict"}, "OrderCreated")
 			return err
 		})
 		if err != nil {
@@ -394,7 +394,7 @@ func TestCreateDuplicateIsConflict(t *testing.T) {
 		if diff := cmp.Diff(first, got); diff != "" {
 			t.Errorf("existing order changed (-want +got):\n%s", diff)
 		}
-		if ok, err := s.ProcessedEvent(ctx, "after-conflict"); err != nil || !ok {
+		if ok, err := s.ProcessedEvent(ctx, order.EventKey{ID: "after-conflict"}); err != nil || !ok {
 			t.Errorf("work after the conflict was not committed: %v, %v", ok, err)
 		}
 	})
@@ -655,7 +655,7 @@ func TestMarkProcessed(t *testing.T) {
 			var first bool
 			err := s.InTx(ctx, func(tx order.Tx) error {
 				var err error
-				first, err = tx.MarkProcessed(ctx, id, "OrderCreated")
+				first, err = tx.MarkProcessed(ctx, order.EventKey{ID: id}, "OrderCreated")
 				return err
 			})
 			if err != nil {
@@ -663,7 +663,7 @@ func TestMarkProcessed(t *testing.T) {
 			}
 			return first
 		}
-		if seen, err := s.ProcessedEvent(ctx, "e1"); err != nil || seen {
+		if seen, err := s.ProcessedEvent(ctx, order.EventKey{ID: "e1"}); err != nil || seen {
 			t.Fatalf("ProcessedEvent before = %v, %v", seen, err)
 		}
 		if !mark("e1") {
@@ -675,15 +675,15 @@ func TestMarkProcessed(t *testing.T) {
 		if !mark("e2") {
 			t.Fatal("another id: MarkProcessed = false, want true")
 		}
-		if seen, err := s.ProcessedEvent(ctx, "e1"); err != nil || !seen {
+		if seen, err := s.ProcessedEvent(ctx, order.EventKey{ID: "e1"}); err != nil || !seen {
 			t.Fatalf("ProcessedEvent after = %v, %v", seen, err)
 		}
 		err := s.InTx(ctx, func(tx order.Tx) error {
-			a, err := tx.MarkProcessed(ctx, "e3", "OrderShipped")
+			a, err := tx.MarkProcessed(ctx, order.EventKey{ID: "e3"}, "OrderShipped")
 			if err != nil {
 				return err
 			}
-			b, err := tx.MarkProcessed(ctx, "e3", "OrderShipped")
+			b, err := tx.MarkProcessed(ctx, order.EventKey{ID: "e3"}, "OrderShipped")
 			if err == nil && (!a || b) {
 				err = fmt.Errorf("same transaction: %v then %v, want true then false", a, b)
 			}
@@ -719,7 +719,7 @@ func TestRollbackLeavesNothing(t *testing.T) {
 			if err := tx.UpdateOrder(ctx, o); err != nil {
 				t.Fatalf("UpdateOrder: %v", err)
 			}
-			if ok, err := tx.MarkProcessed(ctx, "ev", "OrderCreated"); err != nil || !ok {
+			if ok, err := tx.MarkProcessed(ctx, order.EventKey{ID: "ev"}, "OrderCreated"); err != nil || !ok {
 				t.Fatalf("MarkProcessed: %v, %v", ok, err)
 			}
 		}
@@ -763,7 +763,7 @@ func TestRollbackLeavesNothing(t *testing.T) {
 				if st, err := s.GetStock(ctx, "p1"); err != nil || st.Available != 10 || st.Reserved != 0 {
 					t.Errorf("reservation survived the rollback: %+v, %v", st, err)
 				}
-				if seen, err := s.ProcessedEvent(ctx, "ev"); err != nil || seen {
+				if seen, err := s.ProcessedEvent(ctx, order.EventKey{ID: "ev"}); err != nil || seen {
 					t.Errorf("inbox entry survived the rollback: %v, %v", seen, err)
 				}
 			})

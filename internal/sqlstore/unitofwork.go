@@ -41,7 +41,7 @@ type tx struct {
 
 	orders map[string]orderRow
 	stock  map[string]stockRow
-	inbox  map[string]inboxRow
+	inbox  map[order.EventKey]inboxRow
 
 	// journal undoes, newest last, each change made inside a savepoint;
 	// depth is how many savepoints are open.
@@ -65,7 +65,8 @@ type stockRow struct {
 	dirty  bool
 }
 
-// inboxRow is one event id's inbox entry as the transaction knows it.
+// inboxRow is one row of the inbox as the transaction knows it: the entry
+// of one event key (see order.EventKey).
 type inboxRow struct {
 	entry  order.InboxEntry
 	exists bool
@@ -74,7 +75,7 @@ type inboxRow struct {
 
 func newTx(s *Store, q execQuerier) *tx {
 	return &tx{s: s, q: q,
-		orders: make(map[string]orderRow), stock: make(map[string]stockRow), inbox: make(map[string]inboxRow)}
+		orders: make(map[string]orderRow), stock: make(map[string]stockRow), inbox: make(map[order.EventKey]inboxRow)}
 }
 
 var _ order.Tx = (*tx)(nil)
@@ -107,7 +108,7 @@ func (t *tx) undo(mark int) {
 
 // set changes the row of key in m (one of the transaction's maps),
 // journalling its former state inside a savepoint.
-func set[R any](t *tx, m map[string]R, key string, r R) {
+func set[K comparable, R any](t *tx, m map[K]R, key K, r R) {
 	if t.depth > 0 {
 		prev, had := m[key]
 		t.journal = append(t.journal, func() {
@@ -139,7 +140,7 @@ func known[R any](ctx context.Context, t *tx, m map[string]R, key string, load f
 
 // markAbsent records in m that the ids it does not hold after a read are
 // not in the database.
-func markAbsent[R any](m map[string]R, ids []string) {
+func markAbsent[K comparable, R any](m map[K]R, ids []K) {
 	var absent R
 	for _, id := range ids {
 		if _, ok := m[id]; !ok {
@@ -173,7 +174,7 @@ func truncateText(s string) string {
 	return s
 }
 
-// Preload reads the inbox entries of k.EventIDs, the orders of k.OrderIDs
+// Preload reads the inbox entries of k.Events, the orders of k.OrderIDs
 // with their items, and the stock of k.ProductIDs and of those items'
 // products — what is not kept yet, one query per table. On PostgreSQL the
 // orders are locked, in id order; so are the stock rows, after them, when
@@ -182,7 +183,7 @@ func (t *tx) Preload(ctx context.Context, k order.Keys) error {
 	if t.pg != nil {
 		return t.preloadPG(ctx, k)
 	}
-	if err := t.loadInbox(ctx, k.EventIDs); err != nil {
+	if err := t.loadInbox(ctx, k.Events); err != nil {
 		return err
 	}
 	if err := t.loadOrders(ctx, k.OrderIDs); err != nil {
@@ -259,7 +260,17 @@ func (t *tx) forUpdate() string {
 // The reads of Preload and of the rows it did not keep; each ends in the
 // column its condition (see inChunks) applies to.
 const (
-	inboxQuery  = `SELECT event_id, event_name, outcome, reason, detail FROM processed_events WHERE event_id `
+	inboxQuery = `SELECT order_id, event_id, event_name, outcome, reason, detail FROM processed_events WHERE (order_id, event_id) `
+	// On PostgreSQL the keys come as two arrays, and each pair is looked up
+	// on its own: the subquery with OFFSET 0 is not merged into a join, so
+	// the plan is a loop over the pairs, each an index lookup, whatever the
+	// table's statistics say. As "(order_id, event_id) IN (SELECT * FROM
+	// unnest(…))" the planner hashed the pairs and read the whole primary
+	// key to match them (TestInboxReadUsesItsKey).
+	inboxQueryPG = `SELECT p.order_id, p.event_id, p.event_name, p.outcome, p.reason, p.detail
+		FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[])) AS k (order_id, event_id),
+			LATERAL (SELECT * FROM processed_events AS e
+				WHERE e.order_id = k.order_id AND e.event_id = k.event_id OFFSET 0) AS p`
 	ordersQuery = `SELECT ` + orderColumns + ` FROM orders WHERE id `
 	itemsQuery  = `SELECT order_id, product_id, quantity, unit_price, total_price, reserved FROM order_items WHERE order_id `
 	stockQuery  = `SELECT product_id, available, reserved FROM stock WHERE product_id `
@@ -274,10 +285,10 @@ func (t *tx) query(ctx context.Context, query string, args ...any) (rowSet, erro
 	return asRowSet(t.q.QueryContext(ctx, query, args...))
 }
 
-func (t *tx) loadInbox(ctx context.Context, ids []string) error {
-	ids = missing(t, t.inbox, ids)
-	err := t.s.inChunks(ids, func(cond string, args []any) error {
-		rows, err := t.query(ctx, inboxQuery+cond, args...)
+func (t *tx) loadInbox(ctx context.Context, keys []order.EventKey) error {
+	rows := t.missingInbox(keys)
+	err := t.s.inboxReads(rows, func(query string, args []any) error {
+		rows, err := t.query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -287,21 +298,84 @@ func (t *tx) loadInbox(ctx context.Context, ids []string) error {
 	if err != nil {
 		return classify(fmt.Errorf("read inbox: %w", err))
 	}
-	markAbsent(t.inbox, ids)
+	markAbsent(t.inbox, rows)
+	return nil
+}
+
+// missingInbox returns the inbox rows that the entries of keys are in and
+// the transaction does not know yet, sorted and without repeats: each key's
+// own row and, for a key under an order, the same id's row under no order
+// (see order.EventKey). Like missing, it leaves out keys the database cannot
+// hold.
+func (t *tx) missingInbox(keys []order.EventKey) []order.EventKey {
+	var out []order.EventKey
+	for _, k := range keys {
+		if t.checkText(k.OrderID, k.ID) != nil {
+			continue
+		}
+		if _, ok := t.inbox[k]; !ok {
+			out = append(out, k)
+		}
+		if bare := (order.EventKey{ID: k.ID}); k.OrderID != "" {
+			if _, ok := t.inbox[bare]; !ok {
+				out = append(out, bare)
+			}
+		}
+	}
+	slices.SortFunc(out, compareEventKeys)
+	return slices.Compact(out)
+}
+
+func compareEventKeys(a, b order.EventKey) int {
+	if c := strings.Compare(a.OrderID, b.OrderID); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// inboxReads calls fn with the reads that together return the inbox rows of
+// keys (each sorted, without repeats), and their arguments. On SQLite they
+// are inboxQuery for chunks of at most idChunk/2 keys, "IN (VALUES (?, ?),
+// …)", each list padded to a power of two as inChunks pads. On PostgreSQL
+// one read takes them all, as two arrays (inboxQueryPG).
+func (s *Store) inboxReads(keys []order.EventKey, fn func(query string, args []any) error) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	if s.dialect == DialectPostgres {
+		orders, ids := make([]string, len(keys)), make([]string, len(keys))
+		for i, k := range keys {
+			orders[i], ids[i] = k.OrderID, k.ID
+		}
+		return fn(inboxQueryPG, []any{orders, ids})
+	}
+	for start := 0; start < len(keys); start += idChunk / 2 {
+		chunk := keys[start:min(start+idChunk/2, len(keys))]
+		n := 1 << bits.Len(uint(len(chunk)-1))
+		args := make([]any, 0, 2*n)
+		for i := range n {
+			k := chunk[min(i, len(chunk)-1)]
+			args = append(args, k.OrderID, k.ID)
+		}
+		if err := fn(inboxQuery+"IN ("+s.valuesList(2, n)+")", args); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
 func (t *tx) scanInbox(rows rowIter) error {
 	for rows.Next() {
-		var id, name, outcome, reason, detail string
-		if err := rows.Scan(&id, &name, &outcome, &reason, &detail); err != nil {
+		var k order.EventKey
+		var name, outcome, reason, detail string
+		if err := rows.Scan(&k.OrderID, &k.ID, &name, &outcome, &reason, &detail); err != nil {
 			return err
 		}
 		r := inboxRow{exists: true, entry: order.InboxEntry{Name: name}}
 		if outcome == outcomeRefused {
 			r.entry.Refused, r.entry.Refusal = true, order.Refusal{Reason: reason, Detail: detail}
 		}
-		t.inbox[id] = r
+		t.inbox[k] = r
 	}
 	return rows.Err()
 }
@@ -510,24 +584,24 @@ const (
 	outcomeRefused = "refused"
 )
 
-// MarkProcessed records eventID in the inbox as applied, reporting false when
-// it was already there.
-func (t *tx) MarkProcessed(ctx context.Context, eventID, eventName string) (bool, error) {
-	return t.mark(ctx, eventID, eventName, order.InboxEntry{})
+// MarkProcessed records the event of k in the inbox as applied, reporting
+// false when the inbox holds it already.
+func (t *tx) MarkProcessed(ctx context.Context, k order.EventKey, eventName string) (bool, error) {
+	return t.mark(ctx, k, eventName, order.InboxEntry{})
 }
 
-// MarkRefused records eventID in the inbox as refused, reporting false when it
-// was already there.
-func (t *tx) MarkRefused(ctx context.Context, eventID, eventName string, r order.Refusal) (bool, error) {
-	return t.mark(ctx, eventID, eventName, order.InboxEntry{Refused: true,
+// MarkRefused records the event of k in the inbox as refused, reporting
+// false when the inbox holds it already.
+func (t *tx) MarkRefused(ctx context.Context, k order.EventKey, eventName string, r order.Refusal) (bool, error) {
+	return t.mark(ctx, k, eventName, order.InboxEntry{Refused: true,
 		Refusal: order.Refusal{Reason: storable(r.Reason), Detail: storable(r.Detail)}})
 }
 
-func (t *tx) mark(ctx context.Context, eventID, eventName string, e order.InboxEntry) (bool, error) {
-	if err := t.checkText(eventID, eventName); err != nil {
+func (t *tx) mark(ctx context.Context, k order.EventKey, eventName string, e order.InboxEntry) (bool, error) {
+	if err := t.checkText(eventName); err != nil {
 		return false, err
 	}
-	r, err := known(ctx, t, t.inbox, eventID, t.loadInbox)
+	r, err := t.inboxEntry(ctx, k)
 	if err != nil {
 		return false, err
 	}
@@ -535,17 +609,33 @@ func (t *tx) mark(ctx context.Context, eventID, eventName string, e order.InboxE
 		return false, nil
 	}
 	e.Name = eventName
-	set(t, t.inbox, eventID, inboxRow{entry: e, exists: true, added: true})
+	set(t, t.inbox, k, inboxRow{entry: e, exists: true, added: true})
 	return true, nil
 }
 
-// Inbox returns the inbox entry of eventID.
-func (t *tx) Inbox(ctx context.Context, eventID string) (order.InboxEntry, bool, error) {
-	r, err := known(ctx, t, t.inbox, eventID, t.loadInbox)
+// Inbox returns the inbox entry of the event of k.
+func (t *tx) Inbox(ctx context.Context, k order.EventKey) (order.InboxEntry, bool, error) {
+	r, err := t.inboxEntry(ctx, k)
 	if err != nil {
 		return order.InboxEntry{}, false, err
 	}
 	return r.entry, r.exists, nil
+}
+
+// inboxEntry returns what the inbox holds for k, reading it first if need
+// be: k's own row or, when that is absent, the same id's under no order (see
+// order.EventKey).
+func (t *tx) inboxEntry(ctx context.Context, k order.EventKey) (inboxRow, error) {
+	if err := t.checkText(k.OrderID, k.ID); err != nil {
+		return inboxRow{}, err
+	}
+	if err := t.loadInbox(ctx, []order.EventKey{k}); err != nil {
+		return inboxRow{}, err
+	}
+	if r := t.inbox[k]; r.exists || k.OrderID == "" {
+		return r, nil
+	}
+	return t.inbox[order.EventKey{ID: k.ID}], nil
 }
 
 // storable makes a message safe for a TEXT column on both databases: valid

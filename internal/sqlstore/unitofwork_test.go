@@ -42,7 +42,7 @@ func TestSavepointUndoesOnlyItsOwnWork(t *testing.T) {
 				return fmt.Errorf("reserve before: %v, %v", ok, err)
 			}
 			err := tx.Savepoint(ctx, func() error {
-				if _, err := tx.MarkProcessed(ctx, "e-undone", "OrderCreated"); err != nil {
+				if _, err := tx.MarkProcessed(ctx, order.EventKey{ID: "e-undone"}, "OrderCreated"); err != nil {
 					return err
 				}
 				if err := tx.CreateOrder(ctx, newOrder(t, "undone")); err != nil {
@@ -86,7 +86,7 @@ func TestSavepointUndoesOnlyItsOwnWork(t *testing.T) {
 			if _, err := tx.Order(ctx, "undone"); order.ReasonOf(err) != order.ReasonNotFound {
 				return fmt.Errorf("undone order after the savepoint: %v, want not found", err)
 			}
-			if first, err := tx.MarkProcessed(ctx, "e-undone", "OrderCreated"); err != nil || !first {
+			if first, err := tx.MarkProcessed(ctx, order.EventKey{ID: "e-undone"}, "OrderCreated"); err != nil || !first {
 				return fmt.Errorf("inbox entry not undone: first %v, %v", first, err)
 			}
 			return tx.Savepoint(ctx, func() error {
@@ -116,7 +116,7 @@ func TestSavepointUndoesOnlyItsOwnWork(t *testing.T) {
 		if _, err := s.GetOrder(ctx, "kept"); err != nil {
 			t.Errorf("order created before the savepoint: %v", err)
 		}
-		if seen, err := s.ProcessedEvent(ctx, "e-undone"); err != nil || !seen {
+		if seen, err := s.ProcessedEvent(ctx, order.EventKey{ID: "e-undone"}); err != nil || !seen {
 			t.Errorf("inbox entry marked after the savepoint: %v, %v", seen, err)
 		}
 	})
@@ -130,13 +130,14 @@ func TestLargeBatch(t *testing.T) {
 	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := testContext(t)
 		const n = 2100 // orders: more than one SQLite statement (256 rows) or IN list (1,024 ids) takes
-		var ids, events []string
+		var ids []string
+		var events []order.EventKey
 		var want []*order.Order
 		for i := range n {
 			o := newOrder(t, fmt.Sprintf("bulk-%04d", i))
 			o.Items = append(o.Items, order.Item{ProductID: fmt.Sprintf("q%04d", i), Quantity: 1, UnitPrice: 1, TotalPrice: 1})
 			o.TotalAmount++
-			ids, events, want = append(ids, o.ID), append(events, "ev-"+o.ID), append(want, o)
+			ids, events, want = append(ids, o.ID), append(events, order.EventKey{OrderID: o.ID, ID: "ev-" + o.ID}), append(want, o)
 		}
 		create(t, s, want...)
 		for _, p := range []string{"p1", "p2"} {
@@ -145,7 +146,7 @@ func TestLargeBatch(t *testing.T) {
 			}
 		}
 		err := s.InTx(ctx, func(tx order.Tx) error {
-			if err := tx.Preload(ctx, order.Keys{EventIDs: events, OrderIDs: ids, ProductIDs: []string{"p1", "p2"}}); err != nil {
+			if err := tx.Preload(ctx, order.Keys{Events: events, OrderIDs: ids, ProductIDs: []string{"p1", "p2"}}); err != nil {
 				return err
 			}
 			for i, id := range ids {
@@ -265,9 +266,11 @@ func TestConcurrentInboxInsertRunsAgain(t *testing.T) {
 	}
 	errApplied := errors.New("already applied")
 	runs, err := racedWrites(t, s,
-		func(tx order.Tx, _ bool) error { return tx.Preload(ctx, order.Keys{EventIDs: []string{"e1"}}) },
+		func(tx order.Tx, _ bool) error {
+			return tx.Preload(ctx, order.Keys{Events: []order.EventKey{{ID: "e1"}}})
+		},
 		func(tx order.Tx, second bool) error {
-			first, err := tx.MarkProcessed(ctx, "e1", "OrderCreated")
+			first, err := tx.MarkProcessed(ctx, order.EventKey{ID: "e1"}, "OrderCreated")
 			if err != nil {
 				return err
 			}
@@ -310,10 +313,10 @@ func TestConcurrentOrderInsertRunsAgain(t *testing.T) {
 	errExists := errors.New("order exists")
 	runs, err := racedWrites(t, s,
 		func(tx order.Tx, second bool) error {
-			return tx.Preload(ctx, order.Keys{EventIDs: []string{eventID(second)}, OrderIDs: []string{"o1"}})
+			return tx.Preload(ctx, order.Keys{Events: []order.EventKey{{OrderID: "o1", ID: eventID(second)}}, OrderIDs: []string{"o1"}})
 		},
 		func(tx order.Tx, second bool) error {
-			if _, err := tx.MarkProcessed(ctx, eventID(second), "OrderCreated"); err != nil {
+			if _, err := tx.MarkProcessed(ctx, order.EventKey{OrderID: "o1", ID: eventID(second)}, "OrderCreated"); err != nil {
 				return err
 			}
 			switch _, err := tx.Order(ctx, "o1"); {
@@ -327,7 +330,7 @@ func TestConcurrentOrderInsertRunsAgain(t *testing.T) {
 	if runs != 2 || !errors.Is(err, errExists) {
 		t.Fatalf("second transaction: %v after %d runs, want it to find the order on its second run", err, runs)
 	}
-	if seen, err := s.ProcessedEvent(ctx, "e2"); err != nil || seen {
+	if seen, err := s.ProcessedEvent(ctx, order.EventKey{OrderID: "o1", ID: "e2"}); err != nil || seen {
 		t.Errorf("the failed transaction's inbox entry: %v, %v; want none", seen, err)
 	}
 }
@@ -388,7 +391,7 @@ func TestPreloadLocksOrdersNotStock(t *testing.T) {
 	locked := []row{{"orders", "id", "o1"}}
 	unlocked := []row{{"orders", "id", "o2"}, {"stock", "product_id", "p1"}, {"stock", "product_id", "p2"}}
 	err = s.InTx(ctx, func(tx order.Tx) error {
-		if err := tx.Preload(ctx, order.Keys{EventIDs: []string{"e1"}, OrderIDs: []string{"o1", "missing"}}); err != nil {
+		if err := tx.Preload(ctx, order.Keys{Events: []order.EventKey{{ID: "e1"}}, OrderIDs: []string{"o1", "missing"}}); err != nil {
 			return err
 		}
 		for _, r := range locked {
@@ -414,7 +417,7 @@ func TestPreloadLocksOrdersNotStock(t *testing.T) {
 		if ok, err := tx.Reserve(ctx, "p2", 4); err != nil || !ok {
 			return fmt.Errorf("reserve p2: %v, %v", ok, err)
 		}
-		_, err = tx.MarkProcessed(ctx, "e1", "OrderCreated")
+		_, err = tx.MarkProcessed(ctx, order.EventKey{ID: "e1"}, "OrderCreated")
 		return err
 	})
 	if err != nil {
@@ -476,7 +479,7 @@ func TestStockTakenMeanwhile(t *testing.T) {
 		} else if rowLockable(t, other, "stock", "product_id", "hot") {
 			t.Error("the second run reads stock without locking it")
 		}
-		_, err = tx.MarkProcessed(ctx, fmt.Sprintf("e-run-%d", len(reserved)), "OrderCreated")
+		_, err = tx.MarkProcessed(ctx, order.EventKey{ID: fmt.Sprintf("e-run-%d", len(reserved))}, "OrderCreated")
 		return err
 	})
 	if err != nil {
@@ -491,7 +494,7 @@ func TestStockTakenMeanwhile(t *testing.T) {
 		}
 	}
 	for id, want := range map[string]bool{"e-run-1": false, "e-run-2": true} {
-		if got, err := s.ProcessedEvent(ctx, id); err != nil || got != want {
+		if got, err := s.ProcessedEvent(ctx, order.EventKey{ID: id}); err != nil || got != want {
 			t.Errorf("inbox has %s: %v, %v; want %v", id, got, err, want)
 		}
 	}
@@ -506,11 +509,11 @@ func TestUnstorableTextLeavesTheTransactionUsable(t *testing.T) {
 	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := testContext(t)
 		err := s.InTx(ctx, func(tx order.Tx) error {
-			if err := tx.Preload(ctx, order.Keys{EventIDs: []string{"e\x00"}, OrderIDs: []string{"o\xff"}, ProductIDs: []string{"p\x00"}}); err != nil {
+			if err := tx.Preload(ctx, order.Keys{Events: []order.EventKey{{OrderID: "o\xff", ID: "e\x00"}}, OrderIDs: []string{"o\xff"}, ProductIDs: []string{"p\x00"}}); err != nil {
 				return fmt.Errorf("preload: %v", err)
 			}
 			_, errOrder := tx.Order(ctx, "o\xff")
-			_, errMark := tx.MarkProcessed(ctx, "e\x00", "OrderCreated")
+			_, errMark := tx.MarkProcessed(ctx, order.EventKey{ID: "e\x00"}, "OrderCreated")
 			if s.Dialect() == sqlstore.DialectPostgres {
 				for name, err := range map[string]error{"Order": errOrder, "MarkProcessed": errMark} {
 					if order.ReasonOf(err) != order.ReasonInvalid {

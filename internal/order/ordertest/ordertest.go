@@ -18,19 +18,19 @@ type Store struct {
 	mu     sync.Mutex
 	orders map[string]*order.Order
 	stock  map[string]order.Stock
-	events map[string]order.InboxEntry
+	events map[order.EventKey]order.InboxEntry
 }
 
 // NewStore returns an empty Store.
 func NewStore() *Store {
-	return &Store{orders: map[string]*order.Order{}, stock: map[string]order.Stock{}, events: map[string]order.InboxEntry{}}
+	return &Store{orders: map[string]*order.Order{}, stock: map[string]order.Stock{}, events: map[order.EventKey]order.InboxEntry{}}
 }
 
 // InTx runs fn against a snapshot and commits it when fn returns nil.
 func (s *Store) InTx(ctx context.Context, fn func(order.Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx := &tx{orders: map[string]*order.Order{}, stock: map[string]order.Stock{}, events: map[string]order.InboxEntry{}}
+	tx := &tx{orders: map[string]*order.Order{}, stock: map[string]order.Stock{}, events: map[order.EventKey]order.InboxEntry{}}
 	for k, v := range s.orders {
 		tx.orders[k] = clone(v)
 	}
@@ -86,7 +86,7 @@ func clone(o *order.Order) *order.Order { return o.Clone() }
 type tx struct {
 	orders map[string]*order.Order
 	stock  map[string]order.Stock
-	events map[string]order.InboxEntry
+	events map[order.EventKey]order.InboxEntry
 }
 
 func (t *tx) Order(_ context.Context, id string) (*order.Order, error) {
@@ -142,20 +142,30 @@ func (t *tx) Release(_ context.Context, productID string, qty int64) error {
 	return nil
 }
 
-func (t *tx) MarkProcessed(_ context.Context, eventID, eventName string) (bool, error) {
-	if _, ok := t.events[eventID]; ok {
+func (t *tx) MarkProcessed(_ context.Context, k order.EventKey, eventName string) (bool, error) {
+	if _, ok := t.entry(k); ok {
 		return false, nil
 	}
-	t.events[eventID] = order.InboxEntry{Name: eventName}
+	t.events[k] = order.InboxEntry{Name: eventName}
 	return true, nil
 }
 
-func (t *tx) MarkRefused(_ context.Context, eventID, eventName string, r order.Refusal) (bool, error) {
-	if _, ok := t.events[eventID]; ok {
+func (t *tx) MarkRefused(_ context.Context, k order.EventKey, eventName string, r order.Refusal) (bool, error) {
+	if _, ok := t.entry(k); ok {
 		return false, nil
 	}
-	t.events[eventID] = order.InboxEntry{Name: eventName, Refused: true, Refusal: r}
+	t.events[k] = order.InboxEntry{Name: eventName, Refused: true, Refusal: r}
 	return true, nil
+}
+
+// entry is what the inbox holds for k: its own entry, or the one under no
+// order (see order.EventKey).
+func (t *tx) entry(k order.EventKey) (order.InboxEntry, bool) {
+	if e, ok := t.events[k]; ok {
+		return e, true
+	}
+	e, ok := t.events[order.EventKey{ID: k.ID}]
+	return e, ok
 }
 
 // Preload has nothing to do: everything is in memory.
@@ -174,8 +184,8 @@ func (t *tx) Savepoint(_ context.Context, fn func() error) error {
 	return nil
 }
 
-func (t *tx) Inbox(_ context.Context, eventID string) (order.InboxEntry, bool, error) {
-	e, ok := t.events[eventID]
+func (t *tx) Inbox(_ context.Context, k order.EventKey) (order.InboxEntry, bool, error) {
+	e, ok := t.entry(k)
 	return e, ok, nil
 }
 
