@@ -6,18 +6,17 @@ import "github.com/pressly/goose/v3"
 // the event id under the order the event is about (order.EventKey), instead
 // of the event id alone.
 //
-// Event ids are UUIDs, so a key of the id alone puts each new entry at a
+// Event ids are UUIDs, so a key of the id alone put each new entry at a
 // random place in the inbox's index: a drain's transaction changed a
 // different index page for nearly every event, and the index outgrew
 // SQLite's page cache. Under the order id, an order's entries sit beside
 // each other and, where order ids are given in sequence, new ones go where
 // the last went. orderbench -build cgo-static -store sqlite, alternating
-// with the commit before on one day: event ids that sort like the order ids
-// drained 52,034 and 55,939 ev/s against 38,232 and 37,804 (the service
-// read 1.7–2.0 KiB per event instead of 8.1, and wrote 3.4–3.6 instead of
-// 7.0–7.1). See docs/BENCHMARKS.md, the twenty-fourth round.
+// with the commit before on one day: 53,415 and 46,215 ev/s against 37,317
+// and 36,910, the service reading 1.4–1.8 KiB per event instead of 7.8–8.1
+// (docs/BENCHMARKS.md, the twenty-fourth round).
 //
-// Entries recorded before keep order_id ” and are found for their id under
+// Entries recorded before get an empty order_id, and are found for their id under
 // any order, as the events recorded under no order are. On SQLite the table
 // is rebuilt (its primary key cannot change otherwise); on PostgreSQL the
 // column is added and the key replaced in place. Going down keeps, for an id
