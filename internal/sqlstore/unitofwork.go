@@ -258,23 +258,25 @@ func (t *tx) forUpdate() string {
 }
 
 // The reads of Preload and of the rows it did not keep; each ends in the
-// column its condition (see inChunks) applies to.
+// column, or for the inbox the row of columns, its condition (see inChunks
+// and inboxReads) applies to.
 const (
-	inboxQuery = `SELECT order_id, event_id, event_name, outcome, reason, detail FROM processed_events WHERE (order_id, event_id) `
-	// On PostgreSQL the keys come as two arrays, and each pair is looked up
-	// on its own: the subquery with OFFSET 0 is not merged into a join, so
-	// the plan is a loop over the pairs, each an index lookup, whatever the
-	// table's statistics say. As "(order_id, event_id) IN (SELECT * FROM
-	// unnest(…))" the planner hashed the pairs and read the whole primary
-	// key to match them (TestInboxReadUsesItsKey).
-	inboxQueryPG = `SELECT p.order_id, p.event_id, p.event_name, p.outcome, p.reason, p.detail
-		FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[])) AS k (order_id, event_id),
-			LATERAL (SELECT * FROM processed_events AS e
-				WHERE e.order_id = k.order_id AND e.event_id = k.event_id OFFSET 0) AS p`
+	inboxQuery  = `SELECT order_id, event_id, event_name, outcome, reason, detail FROM processed_events WHERE (order_id, event_id) `
 	ordersQuery = `SELECT ` + orderColumns + ` FROM orders WHERE id `
 	itemsQuery  = `SELECT order_id, product_id, quantity, unit_price, total_price, reserved FROM order_items WHERE order_id `
 	stockQuery  = `SELECT product_id, available, reserved FROM stock WHERE product_id `
 )
+
+// inboxQueryPG is the inbox's read on PostgreSQL. The keys come as two
+// arrays, and each pair is looked up on its own: the subquery with OFFSET 0
+// is not merged into a join, so the plan is a loop over the pairs, each an
+// index lookup, whatever the table's statistics say. As "(order_id,
+// event_id) IN (SELECT * FROM unnest(…))" the planner hashed the pairs and
+// read the whole primary key to match them (TestInboxReadUsesItsKey).
+const inboxQueryPG = `SELECT p.order_id, p.event_id, p.event_name, p.outcome, p.reason, p.detail
+	FROM unnest(CAST($1 AS TEXT[]), CAST($2 AS TEXT[])) AS k (order_id, event_id),
+		LATERAL (SELECT * FROM processed_events AS e
+			WHERE e.order_id = k.order_id AND e.event_id = k.event_id OFFSET 0) AS p`
 
 // query runs a read of the transaction: through pgx on PostgreSQL (see
 // pgTx), through t.q on SQLite.
