@@ -236,13 +236,26 @@ func (s *Store) inChunks(ids []string, fn func(cond string, args []any) error) e
 	if s.dialect == DialectPostgres {
 		return fn("= ANY($1)", []any{ids})
 	}
-	for start := 0; start < len(ids); start += idChunk {
-		chunk := ids[start:min(start+idChunk, len(ids))]
-		args := make([]any, 1<<bits.Len(uint(len(chunk)-1)))
-		for i := range args {
-			args[i] = chunk[min(i, len(chunk)-1)]
+	return paddedChunks(ids, idChunk, func(chunk []string) error {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
 		}
-		if err := fn("IN ("+s.placeholders(1, len(args))+")", args); err != nil {
+		return fn("IN ("+s.placeholders(1, len(args))+")", args)
+	})
+}
+
+// paddedChunks calls fn with keys in chunks of at most size (a power of two),
+// each padded to a power of two by repeating its last key: a repeat matches
+// nothing new, and a few statement shapes serve every batch (see stmtCache).
+func paddedChunks[K any](keys []K, size int, fn func(chunk []K) error) error {
+	for start := 0; start < len(keys); start += size {
+		chunk := keys[start:min(start+size, len(keys))]
+		padded := make([]K, 1<<bits.Len(uint(len(chunk)-1)))
+		for i := range padded {
+			padded[i] = chunk[min(i, len(chunk)-1)]
+		}
+		if err := fn(padded); err != nil {
 			return err
 		}
 	}
@@ -338,7 +351,7 @@ func compareEventKeys(a, b order.EventKey) int {
 // inboxReads calls fn with the reads that together return the inbox rows of
 // keys (each sorted, without repeats), and their arguments. On SQLite they
 // are inboxQuery for chunks of at most idChunk/2 keys, "IN (VALUES (?, ?),
-// …)", each list padded to a power of two as inChunks pads. On PostgreSQL
+// …)", padded as inChunks pads (paddedChunks). On PostgreSQL
 // one read takes them all, as two arrays (inboxQueryPG).
 func (s *Store) inboxReads(keys []order.EventKey, fn func(query string, args []any) error) error {
 	if len(keys) == 0 {
@@ -351,19 +364,13 @@ func (s *Store) inboxReads(keys []order.EventKey, fn func(query string, args []a
 		}
 		return fn(inboxQueryPG, []any{orders, ids})
 	}
-	for start := 0; start < len(keys); start += idChunk / 2 {
-		chunk := keys[start:min(start+idChunk/2, len(keys))]
-		n := 1 << bits.Len(uint(len(chunk)-1))
-		args := make([]any, 0, 2*n)
-		for i := range n {
-			k := chunk[min(i, len(chunk)-1)]
+	return paddedChunks(keys, idChunk/2, func(chunk []order.EventKey) error {
+		args := make([]any, 0, 2*len(chunk))
+		for _, k := range chunk {
 			args = append(args, k.OrderID, k.ID)
 		}
-		if err := fn(inboxQuery+"IN ("+s.valuesList(2, n)+")", args); err != nil {
-			return err
-		}
-	}
-	return nil
+		return fn(inboxQuery+"IN ("+s.valuesList(2, len(chunk))+")", args)
+	})
 }
 
 func (t *tx) scanInbox(rows rowIter) error {
