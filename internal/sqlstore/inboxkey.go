@@ -19,8 +19,10 @@ import "github.com/pressly/goose/v3"
 // Entries recorded before get an empty order_id, and are found for their id under
 // any order, as the events recorded under no order are. On SQLite the table
 // is rebuilt (its primary key cannot change otherwise); on PostgreSQL the
-// column is added and the key replaced in place. Going down keeps, for an id
-// recorded under several orders, only one of its entries.
+// column is added and the key replaced in place. Either way the first start
+// after the upgrade waits for it once: for 300,000 entries, 0.29–0.53 s on
+// SQLite and 0.20 s on PostgreSQL in a scratch test. Going down keeps, for
+// an id recorded under several orders, only one of its entries.
 func (s *Store) inboxByOrder() *goose.Migration {
 	const columns = `event_id, event_name, processed_at, outcome, reason, detail`
 	table := func(name, orderColumn, key string) string {
