@@ -130,9 +130,8 @@ func keysOf(pre []Prepared, metas []*delivery.Meta) order.Keys {
 		if p.err != nil {
 			continue
 		}
-		id := metas[i].OrderID
-		k.Events = append(k.Events, order.EventKey{OrderID: id, ID: p.ev.ID})
-		if id != "" {
+		k.Events = append(k.Events, eventKey(p.ev, metas[i]))
+		if id := metas[i].OrderID; id != "" {
 			k.OrderIDs = append(k.OrderIDs, id)
 		}
 		if l, ok := p.ev.Decoded.(interface{ ProductIDs() []string }); ok {
@@ -140,6 +139,13 @@ func keysOf(pre []Prepared, metas []*delivery.Meta) order.Keys {
 		}
 	}
 	return k
+}
+
+// eventKey is the inbox's key of ev: its id under the order meta names (see
+// order.EventKey). The preload and the marks must use the same key, or
+// each mark reads the inbox again.
+func eventKey(ev Envelope, meta *delivery.Meta) order.EventKey {
+	return order.EventKey{OrderID: meta.OrderID, ID: ev.ID}
 }
 
 // Prepared is one record value decoded ahead of its transaction: an event
@@ -188,7 +194,7 @@ func (h *Handler) applyOne(ctx context.Context, tx order.Tx, pr Prepared, meta *
 	start := time.Now()
 	meta.Duplicate, meta.Summary = false, "" // this run's finding, not an undone run's
 	ev, p := pr.ev, pr.p
-	key := order.EventKey{OrderID: meta.OrderID, ID: ev.ID}
+	key := eventKey(ev, meta)
 	var summary string
 	var prior order.InboxEntry
 	err := tx.Savepoint(ctx, func() error {
@@ -243,7 +249,7 @@ func (h *Handler) refuse(ctx context.Context, tx order.Tx, ev Envelope, meta *de
 	_, reason := fault.Of(cause)
 	refusal := order.Refusal{Reason: reason, Detail: cause.Error()}
 	k, keepOrder := errors.AsType[*KeepOrder](cause)
-	key := order.EventKey{OrderID: meta.OrderID, ID: ev.ID}
+	key := eventKey(ev, meta)
 	err = tx.Savepoint(ctx, func() error {
 		first, err := tx.MarkRefused(ctx, key, ev.Name, refusal)
 		if err != nil {

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderd/orderd/internal/fault"
-	"github.com/orderd/orderd/internal/order"
 )
 
 // The types of the columns of the rows flush writes, as PostgreSQL names
@@ -128,13 +127,18 @@ func (w write) check(changed int) error {
 
 // sortedKeys returns the keys of m whose row satisfies keep, in order.
 func sortedKeys[R any](m map[string]R, keep func(R) bool) []string {
-	var out []string
+	return sortedKeysFunc(m, keep, strings.Compare)
+}
+
+// sortedKeysFunc is sortedKeys for keys that compare sorts.
+func sortedKeysFunc[K comparable, R any](m map[K]R, keep func(R) bool, compare func(a, b K) int) []K {
+	var out []K
 	for k, r := range m {
 		if keep(r) {
 			out = append(out, k)
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, compare)
 	return out
 }
 
@@ -146,16 +150,10 @@ var errConcurrent = errors.New("another transaction inserted it since this one l
 var errStockTaken = errors.New("other transactions took that stock since this one read it without a lock; the transaction is run again")
 
 func (t *tx) inboxWrites(ws []write, now any) []write {
-	var keys []order.EventKey
-	for k, r := range t.inbox {
-		if r.added {
-			keys = append(keys, k)
-		}
-	}
+	keys := sortedKeysFunc(t.inbox, func(r inboxRow) bool { return r.added }, compareEventKeys)
 	if len(keys) == 0 {
 		return ws
 	}
-	slices.SortFunc(keys, compareEventKeys)
 	args := make([]any, 0, len(inboxTypes)*len(keys))
 	for _, k := range keys {
 		r := t.inbox[k]

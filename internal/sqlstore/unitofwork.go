@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -342,10 +343,7 @@ func (t *tx) missingInbox(keys []order.EventKey) []order.EventKey {
 }
 
 func compareEventKeys(a, b order.EventKey) int {
-	if c := strings.Compare(a.OrderID, b.OrderID); c != 0 {
-		return c
-	}
-	return strings.Compare(a.ID, b.ID)
+	return cmp.Or(strings.Compare(a.OrderID, b.OrderID), strings.Compare(a.ID, b.ID))
 }
 
 // inboxReads calls fn with the reads that together return the inbox rows of
@@ -632,19 +630,24 @@ func (t *tx) Inbox(ctx context.Context, k order.EventKey) (order.InboxEntry, boo
 }
 
 // inboxEntry returns what the inbox holds for k, reading it first if need
-// be: k's own row or, when that is absent, the same id's under no order (see
-// order.EventKey).
+// be (the preload has usually read it): k's own row or, when that is
+// absent, the same id's under no order (see order.EventKey).
 func (t *tx) inboxEntry(ctx context.Context, k order.EventKey) (inboxRow, error) {
 	if err := t.checkText(k.OrderID, k.ID); err != nil {
 		return inboxRow{}, err
 	}
-	if err := t.loadInbox(ctx, []order.EventKey{k}); err != nil {
-		return inboxRow{}, err
+	bare := order.EventKey{ID: k.ID}
+	r, known := t.inbox[k]
+	if _, bareKnown := t.inbox[bare]; !known || (!r.exists && k.OrderID != "" && !bareKnown) {
+		if err := t.loadInbox(ctx, []order.EventKey{k}); err != nil {
+			return inboxRow{}, err
+		}
+		r = t.inbox[k]
 	}
-	if r := t.inbox[k]; r.exists || k.OrderID == "" {
+	if r.exists || k.OrderID == "" {
 		return r, nil
 	}
-	return t.inbox[order.EventKey{ID: k.ID}], nil
+	return t.inbox[bare], nil
 }
 
 // storable makes a message safe for a TEXT column on both databases: valid
