@@ -25,7 +25,10 @@ var (
 	itemTypes   = []string{"TEXT", "INTEGER", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BOOLEAN"}
 	orderUpdate = []string{"TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TIMESTAMPTZ"}
 	itemUpdate  = []string{"TEXT", "INTEGER", "BOOLEAN"}
-	stockUpdate = []string{"TEXT", "BIGINT", "BIGINT", "TIMESTAMPTZ"}
+	// On SQLite, where the items are in the order's row (itemsInOrders).
+	orderWithItems       = append(slices.Clip(orderTypes), "TEXT")
+	orderUpdateWithItems = append(slices.Clip(orderUpdate), "TEXT")
+	stockUpdate          = []string{"TEXT", "BIGINT", "BIGINT", "TIMESTAMPTZ"}
 )
 
 // flush writes what the transaction changed: new inbox entries, new orders
@@ -47,7 +50,10 @@ func (t *tx) flush(ctx context.Context) error {
 	now := t.s.timeArg(t.s.now())
 	var ws []write
 	ws = t.inboxWrites(ws, now)
-	ws = t.orderWrites(ws)
+	ws, err := t.orderWrites(ws)
+	if err != nil {
+		return err
+	}
 	ws = t.stockWrites(ws, now)
 	if len(ws) == 0 {
 		return nil
@@ -168,11 +174,19 @@ func (t *tx) inboxWrites(ws []write, now any) []write {
 		inboxTypes, `(order_id, event_id)`, args))
 }
 
-func (t *tx) orderWrites(ws []write) []write {
+// orderWrites writes the orders the transaction created or changed, with
+// their items: on PostgreSQL into order_items, on SQLite into the orders'
+// own rows (see itemsInOrders).
+func (t *tx) orderWrites(ws []write) ([]write, error) {
 	created := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base == nil })
 	updated := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base != nil })
+	inRow := t.s.itemsInRow()
 	if len(created) > 0 {
-		args := make([]any, 0, len(orderTypes)*len(created))
+		columns, types := orderColumns, orderTypes
+		if inRow {
+			columns, types = orderColumns+`, items`, orderWithItems
+		}
+		args := make([]any, 0, len(types)*len(created))
 		var items []any
 		for _, id := range created {
 			o := t.orders[id].cur
@@ -180,12 +194,20 @@ func (t *tx) orderWrites(ws []write) []write {
 				o.ShippingRegion, string(o.ShippingMethod), nullable(o.ShippingCost), nullable(o.Discount),
 				nullable(o.FinalTotal), nullable(o.RefundAmount), o.CancellationReason, o.TrackingNumber,
 				t.s.timeArg(o.CreatedAt), t.s.timeArg(o.UpdatedAt), string(o.InitialStatus))
+			if inRow {
+				js, err := itemsJSON(o.Items)
+				if err != nil {
+					return nil, fmt.Errorf("create order %s: %w", o.ID, err)
+				}
+				args = append(args, js)
+				continue
+			}
 			for i, it := range o.Items {
 				items = append(items, o.ID, i+1, it.ProductID, it.Quantity, it.UnitPrice, it.TotalPrice, it.Reserved)
 			}
 		}
 		what := fmt.Sprintf("create %d orders", len(created))
-		ws = append(ws, insertWrite(what, `INSERT INTO orders (`+orderColumns+`) `, orderTypes, `(id)`, args))
+		ws = append(ws, insertWrite(what, `INSERT INTO orders (`+columns+`) `, types, `(id)`, args))
 		if len(items) > 0 {
 			// An order another transaction inserted meanwhile fails the
 			// orders' write (transient) before its items are written on
@@ -199,15 +221,28 @@ func (t *tx) orderWrites(ws []write) []write {
 		}
 	}
 	if len(updated) == 0 {
-		return ws
+		return ws, nil
 	}
-	args := make([]any, 0, len(orderUpdate)*len(updated))
+	types, withItems, setItems := orderUpdate, ``, ``
+	if inRow {
+		types, withItems, setItems = orderUpdateWithItems, `, items`, `, items = v.items`
+	}
+	args := make([]any, 0, len(types)*len(updated))
 	var items []any
 	for _, id := range updated {
 		r := t.orders[id]
 		o := r.cur
 		args = append(args, o.ID, string(o.Status), nullable(o.ShippingCost), nullable(o.Discount), nullable(o.FinalTotal),
 			nullable(o.RefundAmount), o.CancellationReason, o.TrackingNumber, t.s.timeArg(o.UpdatedAt))
+		if inRow {
+			// The reserved flags are all that changes in the items.
+			js, err := itemsJSON(o.Items)
+			if err != nil {
+				return nil, fmt.Errorf("update order %s: %w", o.ID, err)
+			}
+			args = append(args, js)
+			continue
+		}
 		for i, it := range o.Items {
 			if it.Reserved != r.base.Items[i].Reserved {
 				items = append(items, o.ID, i+1, it.Reserved)
@@ -216,10 +251,10 @@ func (t *tx) orderWrites(ws []write) []write {
 	}
 	what := fmt.Sprintf("update %d orders", len(updated))
 	ws = append(ws, rowsWrite(what, `WITH v (id, status, shipping_cost, discount, final_total, refund_amount,
-		cancellation_reason, tracking_number, updated_at) AS (`, orderUpdate, `)
+		cancellation_reason, tracking_number, updated_at`+withItems+`) AS (`, types, `)
 		UPDATE orders SET status = v.status, shipping_cost = v.shipping_cost, discount = v.discount,
 		final_total = v.final_total, refund_amount = v.refund_amount, cancellation_reason = v.cancellation_reason,
-		tracking_number = v.tracking_number, updated_at = v.updated_at
+		tracking_number = v.tracking_number, updated_at = v.updated_at`+setItems+`
 		FROM v WHERE orders.id = v.id`, args, "an order read in this transaction is gone"))
 	if len(items) > 0 {
 		ws = append(ws, rowsWrite(what+": items", `WITH v (order_id, line_no, reserved) AS (`, itemUpdate, `)
@@ -227,7 +262,7 @@ func (t *tx) orderWrites(ws []write) []write {
 		FROM v WHERE order_items.order_id = v.order_id AND order_items.line_no = v.line_no`, items,
 			"an item read in this transaction is gone"))
 	}
-	return ws
+	return ws, nil
 }
 
 // stockWrites writes the stock the transaction changed as changes (see tx),

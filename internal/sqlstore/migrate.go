@@ -13,8 +13,8 @@ import (
 )
 
 // migrations is the schema, one goose SQL file set for both dialects; the
-// Go migrations (byteOrderKeys, itemsReferenceOrders, inboxByOrder) are
-// added in migrator.
+// Go migrations (byteOrderKeys, itemsReferenceOrders, inboxByOrder,
+// itemsInOrders) are added in migrator.
 //
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -53,7 +53,7 @@ func (s *Store) migrator(ctx context.Context) (*goose.Provider, error) {
 	opts := []goose.ProviderOption{
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithSlog(s.log),
-		goose.WithGoMigrations(s.byteOrderKeys(), s.itemsReferenceOrders(), s.inboxByOrder()),
+		goose.WithGoMigrations(s.byteOrderKeys(), s.itemsReferenceOrders(), s.inboxByOrder(), s.itemsInOrders()),
 	}
 	dialect := goose.DialectSQLite3
 	if s.dialect == DialectPostgres {

@@ -135,20 +135,43 @@ func pointer(n sql.Null[int64]) *int64 {
 
 type rowScanner interface{ Scan(dest ...any) error }
 
-// scanOrder reads one row of orderColumns; items are loaded separately.
-func scanOrder(row rowScanner) (*order.Order, error) {
+// itemsInRow reports whether an order's items are in its row (SQLite, see
+// itemsInOrders) rather than in order_items (PostgreSQL).
+func (s *Store) itemsInRow() bool { return s.dialect == DialectSQLite }
+
+// orderSelect is the start of a read of orders: orderColumns and, where the
+// items are in the row, the items column.
+func (s *Store) orderSelect() string {
+	if s.itemsInRow() {
+		return `SELECT ` + orderColumns + `, items FROM orders`
+	}
+	return `SELECT ` + orderColumns + ` FROM orders`
+}
+
+// scanOrder reads one row of orderSelect: the order, and its items where
+// they are in the row (elsewhere loadItems reads them).
+func (s *Store) scanOrder(row rowScanner) (*order.Order, error) {
 	var (
 		o                             order.Order
 		status, currency, method      string
-		initial                       string
+		initial, items                string
 		ship, discount, final, refund sql.Null[int64]
 		created, updated              timeValue
 	)
-	err := row.Scan(&o.ID, &o.CustomerID, &o.CustomerName, &status, &currency, &o.TotalAmount,
+	dest := []any{&o.ID, &o.CustomerID, &o.CustomerName, &status, &currency, &o.TotalAmount,
 		&o.ShippingRegion, &method, &ship, &discount, &final, &refund,
-		&o.CancellationReason, &o.TrackingNumber, &created, &updated, &initial)
-	if err != nil {
+		&o.CancellationReason, &o.TrackingNumber, &created, &updated, &initial}
+	if s.itemsInRow() {
+		dest = append(dest, &items)
+	}
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
+	}
+	if s.itemsInRow() {
+		var err error
+		if o.Items, err = parseItems(o.ID, items); err != nil {
+			return nil, err
+		}
 	}
 	cur, err := order.LookupCurrency(currency)
 	if err != nil {
@@ -162,12 +185,15 @@ func scanOrder(row rowScanner) (*order.Order, error) {
 
 // loadOrder reads one order and its items.
 func (s *Store) loadOrder(ctx context.Context, q querier, id string) (*order.Order, error) {
-	o, err := scanOrder(q.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE id = $1`, id))
+	o, err := s.scanOrder(q.QueryRowContext(ctx, s.orderSelect()+` WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, order.NotFound("order " + id)
 	}
 	if err != nil {
 		return nil, classify(fmt.Errorf("load order %s: %w", id, err))
+	}
+	if s.itemsInRow() {
+		return o, nil
 	}
 	items, err := s.loadItems(ctx, sqlQuery(q), []string{id})
 	if err != nil {

@@ -304,7 +304,7 @@ func (t *tx) preloadPG(ctx context.Context, k order.Keys) error {
 	var found []string
 	items := make(map[string][]order.Item, len(orderIDs))
 	if len(orderIDs) > 0 {
-		b.Queue(ordersQuery+"= ANY($1) ORDER BY id FOR UPDATE", orderIDs).Query(func(rows pgx.Rows) error {
+		b.Queue(t.s.orderSelect()+" WHERE id = ANY($1) ORDER BY id FOR UPDATE", orderIDs).Query(func(rows pgx.Rows) error {
 			var err error
 			found, err = t.scanOrders(rows)
 			return err

@@ -80,7 +80,7 @@ func (s *Store) ListOrders(ctx context.Context, lq ListQuery) ([]*order.Order, s
 		args = append(args, lq.After)
 		where = append(where, "id > $"+strconv.Itoa(len(args)))
 	}
-	query := `SELECT ` + orderColumns + ` FROM orders`
+	query := s.orderSelect()
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
@@ -99,7 +99,7 @@ func (s *Store) ListOrders(ctx context.Context, lq ListQuery) ([]*order.Order, s
 		}
 		defer rows.Close()
 		for rows.Next() {
-			o, err := scanOrder(rows)
+			o, err := s.scanOrder(rows)
 			if err != nil {
 				return classify(fmt.Errorf("list orders: %w", err))
 			}
@@ -111,6 +111,9 @@ func (s *Store) ListOrders(ctx context.Context, lq ListQuery) ([]*order.Order, s
 		if len(page) > limit {
 			page = page[:limit]
 			next = page[limit-1].ID
+		}
+		if s.itemsInRow() {
+			return nil
 		}
 		ids := make([]string, len(page))
 		for i, o := range page {

@@ -273,12 +273,12 @@ func (t *tx) forUpdate() string {
 
 // The reads of Preload and of the rows it did not keep; each ends in the
 // column, or for the inbox the row of columns, its condition (see inChunks
-// and inboxReads) applies to.
+// and inboxReads) applies to. (Orders are read with orderSelect; items on
+// PostgreSQL only, as on SQLite they are in the order's row.)
 const (
-	inboxQuery  = `SELECT order_id, event_id, event_name, outcome, reason, detail FROM processed_events WHERE (order_id, event_id) `
-	ordersQuery = `SELECT ` + orderColumns + ` FROM orders WHERE id `
-	itemsQuery  = `SELECT order_id, product_id, quantity, unit_price, total_price, reserved FROM order_items WHERE order_id `
-	stockQuery  = `SELECT product_id, available, reserved FROM stock WHERE product_id `
+	inboxQuery = `SELECT order_id, event_id, event_name, outcome, reason, detail FROM processed_events WHERE (order_id, event_id) `
+	itemsQuery = `SELECT order_id, product_id, quantity, unit_price, total_price, reserved FROM order_items WHERE order_id `
+	stockQuery = `SELECT product_id, available, reserved FROM stock WHERE product_id `
 )
 
 // inboxQueryPG is the inbox's read on PostgreSQL. The keys come as two
@@ -391,7 +391,7 @@ func (t *tx) loadOrders(ctx context.Context, ids []string) error {
 	ids = missing(t, t.orders, ids)
 	var found []string
 	err := t.s.inChunks(ids, func(cond string, args []any) error {
-		rows, err := t.query(ctx, ordersQuery+cond+` ORDER BY id`+t.forUpdate(), args...)
+		rows, err := t.query(ctx, t.s.orderSelect()+` WHERE id `+cond+` ORDER BY id`+t.forUpdate(), args...)
 		if err != nil {
 			return err
 		}
@@ -403,12 +403,14 @@ func (t *tx) loadOrders(ctx context.Context, ids []string) error {
 	if err != nil {
 		return classify(fmt.Errorf("load orders: %w", err))
 	}
-	items, err := t.s.loadItems(ctx, t.query, found)
-	if err != nil {
-		return err
-	}
-	for _, id := range found {
-		t.orders[id].cur.Items = items[id] // cur and base are one value until changed
+	if !t.s.itemsInRow() {
+		items, err := t.s.loadItems(ctx, t.query, found)
+		if err != nil {
+			return err
+		}
+		for _, id := range found {
+			t.orders[id].cur.Items = items[id] // cur and base are one value until changed
+		}
 	}
 	markAbsent(t.orders, ids)
 	return nil
@@ -418,7 +420,7 @@ func (t *tx) loadOrders(ctx context.Context, ids []string) error {
 func (t *tx) scanOrders(rows rowIter) ([]string, error) {
 	var found []string
 	for rows.Next() {
-		o, err := scanOrder(rows)
+		o, err := t.s.scanOrder(rows)
 		if err != nil {
 			return found, err
 		}
