@@ -195,9 +195,9 @@ func (t *tx) orderWrites(ws []write) ([]write, error) {
 				nullable(o.FinalTotal), nullable(o.RefundAmount), o.CancellationReason, o.TrackingNumber,
 				t.s.timeArg(o.CreatedAt), t.s.timeArg(o.UpdatedAt), string(o.InitialStatus))
 			if inRow {
-				js, err := itemsJSON(o.Items)
+				js, err := itemsJSON(o)
 				if err != nil {
-					return nil, fmt.Errorf("create order %s: %w", o.ID, err)
+					return nil, err
 				}
 				args = append(args, js)
 				continue
@@ -236,9 +236,9 @@ func (t *tx) orderWrites(ws []write) ([]write, error) {
 			nullable(o.RefundAmount), o.CancellationReason, o.TrackingNumber, t.s.timeArg(o.UpdatedAt))
 		if inRow {
 			// The reserved flags are all that changes in the items.
-			js, err := itemsJSON(o.Items)
+			js, err := itemsJSON(o)
 			if err != nil {
-				return nil, fmt.Errorf("update order %s: %w", o.ID, err)
+				return nil, err
 			}
 			args = append(args, js)
 			continue

@@ -90,19 +90,20 @@ type itemJSON struct {
 	Reserved   bool   `json:"reserved"`
 }
 
-// appendItemsJSON appends items as the items column holds them. It is
-// written by hand, not marshalled: it runs for every order the one SQLite
-// writer stores.
-func appendItemsJSON(b []byte, items []order.Item) ([]byte, error) {
+// itemsJSON is the items column's value for o's items. It is written by
+// hand, not marshalled: it runs for every order the one SQLite writer
+// stores.
+func itemsJSON(o *order.Order) (string, error) {
+	b := make([]byte, 0, 24+96*len(o.Items))
 	b = append(b, '[')
-	for i, it := range items {
+	for i, it := range o.Items {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		var err error
 		b = append(b, `{"product_id":`...)
 		if b, err = jsontext.AppendQuote(b, it.ProductID); err != nil {
-			return nil, fmt.Errorf("item %d: product id: %w", i+1, err)
+			return "", fmt.Errorf("order %s: item %d: product id: %w", o.ID, i+1, err)
 		}
 		b = append(b, `,"quantity":`...)
 		b = strconv.AppendInt(b, it.Quantity, 10)
@@ -114,13 +115,7 @@ func appendItemsJSON(b []byte, items []order.Item) ([]byte, error) {
 		b = strconv.AppendBool(b, it.Reserved)
 		b = append(b, '}')
 	}
-	return append(b, ']'), nil
-}
-
-// itemsJSON is the items column's value for items.
-func itemsJSON(items []order.Item) (string, error) {
-	b, err := appendItemsJSON(make([]byte, 0, 24+96*len(items)), items)
-	return string(b), err
+	return string(append(b, ']')), nil
 }
 
 // parseItems reads the items column.
