@@ -60,7 +60,17 @@ func TestCheckerDetectsTampering(t *testing.T) {
 		mention string // a problem must say this ("" for any)
 	}{
 		{"inbox row deleted", func(t *testing.T) {
-			exec(t, `DELETE FROM processed_events WHERE event_id = $1`, applied.intent.EventID)
+			// On SQLite the entry of the event that created an order is
+			// in the order's row (migration 8), the others in the table
+			// inbox; processed_events is a view of both.
+			res, err := db.ExecContext(ctx, `UPDATE orders SET inbox_event_id = NULL, inbox_event_name = NULL, inbox_processed_at = NULL
+				WHERE id = $1 AND inbox_event_id = $2`, applied.intent.OrderID, applied.intent.EventID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				exec(t, `DELETE FROM inbox WHERE event_id = $1`, applied.intent.EventID)
+			}
 		}, func(v *verdict) int { return v.lost }, ""},
 		{"stock changed", func(t *testing.T) {
 			exec(t, `UPDATE stock SET available = available + 1 WHERE product_id = 'ample-0'`)

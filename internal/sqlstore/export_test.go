@@ -32,6 +32,9 @@ func (s *Store) Collation(ctx context.Context, table, column string) (string, er
 // DB is the store's write pool, for tests of the schema itself.
 func (s *Store) DB() *sql.DB { return s.db }
 
+// InboxTable is the inbox's table (see inboxInOrders).
+func (s *Store) InboxTable() string { return s.inboxTable() }
+
 // CheckpointRounds is how many rounds the SQLite checkpointer has run.
 func (s *Store) CheckpointRounds() int64 { return s.rounds.Load() }
 

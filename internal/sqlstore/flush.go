@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderd/orderd/internal/fault"
+	"github.com/orderd/orderd/internal/order"
 )
 
 // The types of the columns of the rows flush writes, as PostgreSQL names
@@ -28,7 +29,10 @@ var (
 	// On SQLite, where the items are in the order's row (itemsInOrders).
 	orderWithItems       = append(slices.Clip(orderTypes), "TEXT")
 	orderUpdateWithItems = append(slices.Clip(orderUpdate), "TEXT")
-	stockUpdate          = []string{"TEXT", "BIGINT", "BIGINT", "TIMESTAMPTZ"}
+	// On SQLite, where a new order's row takes its creating event's inbox
+	// entry (inboxInOrders).
+	inboxInOrderTypes = []string{"TEXT", "TEXT", "TIMESTAMPTZ"}
+	stockUpdate       = []string{"TEXT", "BIGINT", "BIGINT", "TIMESTAMPTZ"}
 )
 
 // flush writes what the transaction changed: new inbox entries, new orders
@@ -48,9 +52,10 @@ var (
 // locked.
 func (t *tx) flush(ctx context.Context) error {
 	now := t.s.timeArg(t.s.now())
+	inRow := t.inboxInRows()
 	var ws []write
-	ws = t.inboxWrites(ws, now)
-	ws, err := t.orderWrites(ws)
+	ws = t.inboxWrites(ws, now, inRow)
+	ws, err := t.orderWrites(ws, now, inRow)
 	if err != nil {
 		return err
 	}
@@ -155,8 +160,45 @@ var errConcurrent = errors.New("another transaction inserted it since this one l
 // without a lock.
 var errStockTaken = errors.New("other transactions took that stock since this one read it without a lock; the transaction is run again")
 
-func (t *tx) inboxWrites(ws []write, now any) []write {
+// inboxInRows returns, for each order the transaction creates, the key of
+// the entry that goes into the order's row (see inboxInOrders): the first,
+// by event id, of the applied entries it records under the order. None on
+// PostgreSQL.
+func (t *tx) inboxInRows() map[string]order.EventKey {
+	if !t.s.inboxInRow() {
+		return nil
+	}
+	inRow := make(map[string]order.EventKey)
+	for k, r := range t.inbox {
+		if !r.added || r.entry.Refused || k.OrderID == "" {
+			continue
+		}
+		if o := t.orders[k.OrderID]; !o.dirty || o.base != nil || o.cur == nil {
+			continue // not created here
+		}
+		if first, ok := inRow[k.OrderID]; !ok || k.ID < first.ID {
+			inRow[k.OrderID] = k
+		}
+	}
+	return inRow
+}
+
+// inboxArgs are the values of the inbox columns of a new order's row: its
+// entry of inRow (see inboxInRows), processed at now, or NULLs.
+func (t *tx) inboxArgs(inRow map[string]order.EventKey, orderID string, now any) []any {
+	k, ok := inRow[orderID]
+	if !ok {
+		var null sql.Null[string]
+		return []any{null, null, null}
+	}
+	return []any{k.ID, t.inbox[k].entry.Name, now}
+}
+
+// inboxWrites writes the entries the transaction recorded, except those
+// that go into their order's row (inRow, see inboxInRows).
+func (t *tx) inboxWrites(ws []write, now any, inRow map[string]order.EventKey) []write {
 	keys := sortedKeysFunc(t.inbox, func(r inboxRow) bool { return r.added }, compareEventKeys)
+	keys = slices.DeleteFunc(keys, func(k order.EventKey) bool { return inRow[k.OrderID] == k })
 	if len(keys) == 0 {
 		return ws
 	}
@@ -170,14 +212,14 @@ func (t *tx) inboxWrites(ws []write, now any) []write {
 		args = append(args, k.OrderID, k.ID, r.entry.Name, now, outcome, r.entry.Refusal.Reason, r.entry.Refusal.Detail)
 	}
 	return append(ws, insertWrite(fmt.Sprintf("record %d events in the inbox", len(keys)),
-		`INSERT INTO processed_events (order_id, event_id, event_name, processed_at, outcome, reason, detail) `,
-		inboxTypes, `(order_id, event_id)`, args))
+		`INSERT INTO `+t.s.inboxTable()+` (`+inboxColumns+`) `, inboxTypes, `(order_id, event_id)`, args))
 }
 
 // orderWrites writes the orders the transaction created or changed, with
 // their items: on PostgreSQL into order_items, on SQLite into the orders'
-// own rows (see itemsInOrders).
-func (t *tx) orderWrites(ws []write) ([]write, error) {
+// own rows (see itemsInOrders), where a created order's row takes its entry
+// of inRow too (see inboxInRows), processed at now.
+func (t *tx) orderWrites(ws []write, now any, inboxInRow map[string]order.EventKey) ([]write, error) {
 	created := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base == nil })
 	updated := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base != nil })
 	inRow := t.s.itemsInRow()
@@ -185,6 +227,9 @@ func (t *tx) orderWrites(ws []write) ([]write, error) {
 		columns, types := orderColumns, orderTypes
 		if inRow {
 			columns, types = orderColumns+`, items`, orderWithItems
+		}
+		if t.s.inboxInRow() {
+			columns, types = columns+`, inbox_event_id, inbox_event_name, inbox_processed_at`, slices.Concat(types, inboxInOrderTypes)
 		}
 		args := make([]any, 0, len(types)*len(created))
 		var items []any
@@ -200,10 +245,13 @@ func (t *tx) orderWrites(ws []write) ([]write, error) {
 					return nil, err
 				}
 				args = append(args, js)
-				continue
+			} else {
+				for i, it := range o.Items {
+					items = append(items, o.ID, i+1, it.ProductID, it.Quantity, it.UnitPrice, it.TotalPrice, it.Reserved)
+				}
 			}
-			for i, it := range o.Items {
-				items = append(items, o.ID, i+1, it.ProductID, it.Quantity, it.UnitPrice, it.TotalPrice, it.Reserved)
+			if t.s.inboxInRow() {
+				args = append(args, t.inboxArgs(inboxInRow, o.ID, now)...)
 			}
 		}
 		what := fmt.Sprintf("create %d orders", len(created))

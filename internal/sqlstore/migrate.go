@@ -14,7 +14,7 @@ import (
 
 // migrations is the schema, one goose SQL file set for both dialects; the
 // Go migrations (byteOrderKeys, itemsReferenceOrders, inboxByOrder,
-// itemsInOrders) are added in migrator.
+// itemsInOrders, inboxInOrders) are added in migrator.
 //
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -53,7 +53,7 @@ func (s *Store) migrator(ctx context.Context) (*goose.Provider, error) {
 	opts := []goose.ProviderOption{
 		goose.WithDisableGlobalRegistry(true),
 		goose.WithSlog(s.log),
-		goose.WithGoMigrations(s.byteOrderKeys(), s.itemsReferenceOrders(), s.inboxByOrder(), s.itemsInOrders()),
+		goose.WithGoMigrations(s.byteOrderKeys(), s.itemsReferenceOrders(), s.inboxByOrder(), s.itemsInOrders(), s.inboxInOrders()),
 	}
 	dialect := goose.DialectSQLite3
 	if s.dialect == DialectPostgres {

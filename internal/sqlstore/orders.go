@@ -139,18 +139,24 @@ type rowScanner interface{ Scan(dest ...any) error }
 // itemsInOrders) rather than in order_items (PostgreSQL).
 func (s *Store) itemsInRow() bool { return s.dialect == DialectSQLite }
 
-// orderSelect is the start of a read of orders: orderColumns and, where the
-// items are in the row, the items column.
-func (s *Store) orderSelect() string {
+// orderSelect is the start of a read of orders: orderColumns, where the
+// items are in the row the items column, and then the columns extra names
+// (scanOrder's extra).
+func (s *Store) orderSelect(extra ...string) string {
+	columns := orderColumns
 	if s.itemsInRow() {
-		return `SELECT ` + orderColumns + `, items FROM orders`
+		columns += `, items`
 	}
-	return `SELECT ` + orderColumns + ` FROM orders`
+	for _, c := range extra {
+		columns += `, ` + c
+	}
+	return `SELECT ` + columns + ` FROM orders`
 }
 
 // scanOrder reads one row of orderSelect: the order, and its items where
-// they are in the row (elsewhere loadItems reads them).
-func (s *Store) scanOrder(row rowScanner) (*order.Order, error) {
+// they are in the row (elsewhere loadItems reads them); extra takes the
+// columns a query selects after orderSelect's.
+func (s *Store) scanOrder(row rowScanner, extra ...any) (*order.Order, error) {
 	var (
 		o                             order.Order
 		status, currency, method      string
@@ -164,7 +170,7 @@ func (s *Store) scanOrder(row rowScanner) (*order.Order, error) {
 	if s.itemsInRow() {
 		dest = append(dest, &items)
 	}
-	if err := row.Scan(dest...); err != nil {
+	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return nil, err
 	}
 	if s.itemsInRow() {

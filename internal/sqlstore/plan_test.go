@@ -130,7 +130,7 @@ func TestInboxReadUsesItsKey(t *testing.T) {
 	t.Parallel()
 	eachDialect(t, func(t *testing.T, s *sqlstore.Store) {
 		ctx := testContext(t)
-		if _, err := s.DB().ExecContext(ctx, `INSERT INTO processed_events (order_id, event_id, event_name, processed_at)
+		if _, err := s.DB().ExecContext(ctx, `INSERT INTO `+s.InboxTable()+` (order_id, event_id, event_name, processed_at)
 			WITH RECURSIVE g (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 5000)
 			SELECT 'order-' || n, 'event-' || n, 'OrderCreated', '2026-01-01T00:00:00.000000Z' FROM g`); err != nil {
 			t.Fatal(err)
@@ -143,7 +143,7 @@ func TestInboxReadUsesItsKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, bad := regexp.MustCompile(`(?i)processed_events.*(primary key|index).*\(order_id=\? AND event_id=\?\)`), "SCAN processed_events"
+		want, bad := regexp.MustCompile(`(?i)inbox.*(primary key|index).*\(order_id=\? AND event_id=\?\)`), "SCAN inbox"
 		if s.Dialect() == sqlstore.DialectPostgres {
 			want, bad = regexp.MustCompile(`Index Scan using processed_events_pkey .*\n.*Index Cond: \(\(order_id = k\.order_id\) AND \(event_id = k\.event_id\)\)`), "Join"
 		}

@@ -180,8 +180,8 @@ func TestMigrateCount(t *testing.T) {
 		if err := s.MigrateDownTo(ctx, 2); err != nil {
 			t.Fatalf("down to 2: %v", err)
 		}
-		if n, err := s.MigrateCount(ctx); err != nil || n != 5 {
-			t.Errorf("MigrateCount after going down to 2 of 7 = %d, %v; want 5, nil", n, err)
+		if n, err := s.MigrateCount(ctx); err != nil || n != 6 {
+			t.Errorf("MigrateCount after going down to 2 of 8 = %d, %v; want 6, nil", n, err)
 		}
 		if n, err := s.MigrateCount(ctx); err != nil || n != 0 {
 			t.Errorf("MigrateCount again = %d, %v; want 0, nil", n, err)

@@ -273,10 +273,11 @@ func (t *tx) forUpdate() string {
 
 // The reads of Preload and of the rows it did not keep; each ends in the
 // column, or for the inbox the row of columns, its condition (see inChunks
-// and inboxReads) applies to. (Orders are read with orderSelect; items on
+// and inboxReads) applies to. inboxQuery is SQLite's, where the inbox's
+// table is inbox (see inboxInOrders); PostgreSQL's is inboxQueryPG. (Orders are read with orderSelect; items on
 // PostgreSQL only, as on SQLite they are in the order's row.)
 const (
-	inboxQuery = `SELECT order_id, event_id, event_name, outcome, reason, detail FROM processed_events WHERE (order_id, event_id) `
+	inboxQuery = `SELECT order_id, event_id, event_name, outcome, reason, detail FROM inbox WHERE (order_id, event_id) `
 	itemsQuery = `SELECT order_id, product_id, quantity, unit_price, total_price, reserved FROM order_items WHERE order_id `
 	stockQuery = `SELECT product_id, available, reserved FROM stock WHERE product_id `
 )
@@ -302,6 +303,19 @@ func (t *tx) query(ctx context.Context, query string, args ...any) (rowSet, erro
 }
 
 func (t *tx) loadInbox(ctx context.Context, keys []order.EventKey) error {
+	if t.s.inboxInRow() {
+		// An order's row holds an entry of its own (see inboxInOrders),
+		// which loadOrders keeps in t.inbox.
+		ids := make([]string, 0, len(keys))
+		for _, k := range keys {
+			if k.OrderID != "" {
+				ids = append(ids, k.OrderID)
+			}
+		}
+		if err := t.loadOrders(ctx, ids); err != nil {
+			return err
+		}
+	}
 	rows := t.missingInbox(keys)
 	err := t.s.inboxReads(rows, func(query string, args []any) error {
 		rows, err := t.query(ctx, query, args...)
@@ -390,8 +404,12 @@ func (t *tx) scanInbox(rows rowIter) error {
 func (t *tx) loadOrders(ctx context.Context, ids []string) error {
 	ids = missing(t, t.orders, ids)
 	var found []string
+	var extra []string
+	if t.s.inboxInRow() {
+		extra = []string{`inbox_event_id`, `inbox_event_name`}
+	}
 	err := t.s.inChunks(ids, func(cond string, args []any) error {
-		rows, err := t.query(ctx, t.s.orderSelect()+` WHERE id `+cond+` ORDER BY id`+t.forUpdate(), args...)
+		rows, err := t.query(ctx, t.s.orderSelect(extra...)+` WHERE id `+cond+` ORDER BY id`+t.forUpdate(), args...)
 		if err != nil {
 			return err
 		}
@@ -416,16 +434,31 @@ func (t *tx) loadOrders(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// scanOrders keeps the orders of rows and returns their ids.
+// scanOrders keeps the orders of rows and returns their ids. Where an
+// order's row holds an inbox entry (see inboxInOrders), the rows are
+// loadOrders' and it keeps the entry too.
 func (t *tx) scanOrders(rows rowIter) ([]string, error) {
-	var found []string
+	var (
+		found     []string
+		extra     []any
+		eventID   sql.Null[string]
+		eventName sql.Null[string]
+	)
+	if t.s.inboxInRow() {
+		extra = []any{&eventID, &eventName}
+	}
 	for rows.Next() {
-		o, err := t.s.scanOrder(rows)
+		o, err := t.s.scanOrder(rows, extra...)
 		if err != nil {
 			return found, err
 		}
 		t.orders[o.ID] = orderRow{cur: o, base: o}
 		found = append(found, o.ID)
+		if k := (order.EventKey{OrderID: o.ID, ID: eventID.V}); eventID.Valid {
+			if _, known := t.inbox[k]; !known {
+				t.inbox[k] = inboxRow{exists: true, entry: order.InboxEntry{Name: eventName.V}}
+			}
+		}
 	}
 	return found, rows.Err()
 }
