@@ -35,6 +35,8 @@ func (s *Store) DB() *sql.DB { return s.db }
 // InboxTable is the inbox's table (see inboxInOrders).
 func (s *Store) InboxTable() string { return s.inboxTable() }
 
+const ProcessedEventQuery = processedEventQuery
+
 // CheckpointRounds is how many rounds the SQLite checkpointer has run.
 func (s *Store) CheckpointRounds() int64 { return s.rounds.Load() }
 

@@ -152,3 +152,40 @@ func TestInboxReadUsesItsKey(t *testing.T) {
 		}
 	})
 }
+
+// TestProcessedEventUsesKeys: on SQLite, where processed_events is a view of
+// the table inbox and of the entries in orders' rows (migration 8),
+// ProcessedEvent's read looks an event up through the primary key of each,
+// rather than reading either whole.
+func TestProcessedEventUsesKeys(t *testing.T) {
+	t.Parallel()
+	s := sqlstoretest.Open(t, sqlstore.DialectSQLite)
+	ctx := testContext(t)
+	rows, err := s.DB().QueryContext(ctx, "EXPLAIN QUERY PLAN "+sqlstore.ProcessedEventQuery, "order-1", "event-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan strings.Builder
+	for rows.Next() {
+		var id, parent, unused int
+		var line string
+		if err := rows.Scan(&id, &parent, &unused, &line); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(line + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"SEARCH inbox USING INDEX", "SEARCH orders USING INDEX"} {
+		if !strings.Contains(plan.String(), want) {
+			t.Errorf("the plan has no %q:\n%s", want, plan.String())
+		}
+	}
+	for _, bad := range []string{"SCAN inbox", "SCAN orders"} {
+		if strings.Contains(plan.String(), bad) {
+			t.Errorf("the plan has %q:\n%s", bad, plan.String())
+		}
+	}
+}

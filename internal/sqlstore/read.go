@@ -190,14 +190,18 @@ func (s *Store) SetStock(ctx context.Context, productID string, available int64)
 	return st, nil
 }
 
+// processedEventQuery is ProcessedEvent's read. On SQLite processed_events
+// is a view (see inboxInOrders), and the condition reaches the primary keys
+// of both its tables (TestProcessedEventUsesKeys).
+const processedEventQuery = `SELECT 1 FROM processed_events WHERE order_id IN ($1, '') AND event_id = $2 LIMIT 1`
+
 // ProcessedEvent reports whether the inbox holds the event of k: under its
 // order, or under none (see order.EventKey).
 func (s *Store) ProcessedEvent(ctx context.Context, k order.EventKey) (bool, error) {
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
 	var one int
-	err := s.rdb.QueryRowContext(ctx, `SELECT 1 FROM processed_events WHERE order_id IN ($1, '') AND event_id = $2 LIMIT 1`,
-		k.OrderID, k.ID).Scan(&one)
+	err := s.rdb.QueryRowContext(ctx, processedEventQuery, k.OrderID, k.ID).Scan(&one)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return false, nil
