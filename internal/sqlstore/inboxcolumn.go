@@ -22,11 +22,12 @@ import "github.com/pressly/goose/v3"
 //
 // Why: every row an event inserts is an insert into a B-tree or two, all on
 // SQLite's one writer. An OrderCreated inserted its order (the table and two
-// keys) and its inbox entry (the table and its key); now only the order. In
-// a bound that left the created orders' entries unwritten, alternating with
-// the commit before (orderbench -store sqlite, the static build), three
-// drains went at 56,915–57,985 ev/s against 44,340–48,830
-// (docs/BENCHMARKS.md, the twenty-sixth round).
+// keys) and its inbox entry (the table and its key); now only the order.
+// orderbench -store sqlite, the static build, three pairs alternating with
+// the commit before: 47,836–51,553 ev/s against 42,033–44,524, the
+// writer's transactions 12.9–14.2 ms against 16.0–16.7; and as fast as a
+// bound that left those entries unwritten (docs/BENCHMARKS.md, the
+// twenty-sixth round).
 //
 // PostgreSQL keeps its table as it is (see itemsInOrders for why); the
 // migration only records its version there. Entries recorded before the
