@@ -52,10 +52,10 @@ var (
 // locked.
 func (t *tx) flush(ctx context.Context) error {
 	now := t.s.timeArg(t.s.now())
-	inRow := t.inboxInRows()
+	entries := t.inboxInRows()
 	var ws []write
-	ws = t.inboxWrites(ws, now, inRow)
-	ws, err := t.orderWrites(ws, now, inRow)
+	ws = t.inboxWrites(ws, now, entries)
+	ws, err := t.orderWrites(ws, now, entries)
 	if err != nil {
 		return err
 	}
@@ -184,9 +184,9 @@ func (t *tx) inboxInRows() map[string]order.EventKey {
 }
 
 // inboxArgs are the values of the inbox columns of a new order's row: its
-// entry of inRow (see inboxInRows), processed at now, or NULLs.
-func (t *tx) inboxArgs(inRow map[string]order.EventKey, orderID string, now any) []any {
-	k, ok := inRow[orderID]
+// entry of entries (see inboxInRows), processed at now, or NULLs.
+func (t *tx) inboxArgs(entries map[string]order.EventKey, orderID string, now any) []any {
+	k, ok := entries[orderID]
 	if !ok {
 		var null sql.Null[string]
 		return []any{null, null, null}
@@ -195,10 +195,13 @@ func (t *tx) inboxArgs(inRow map[string]order.EventKey, orderID string, now any)
 }
 
 // inboxWrites writes the entries the transaction recorded, except those
-// that go into their order's row (inRow, see inboxInRows).
-func (t *tx) inboxWrites(ws []write, now any, inRow map[string]order.EventKey) []write {
+// that go into their order's row (entries, see inboxInRows).
+func (t *tx) inboxWrites(ws []write, now any, entries map[string]order.EventKey) []write {
 	keys := sortedKeysFunc(t.inbox, func(r inboxRow) bool { return r.added }, compareEventKeys)
-	keys = slices.DeleteFunc(keys, func(k order.EventKey) bool { return inRow[k.OrderID] == k })
+	keys = slices.DeleteFunc(keys, func(k order.EventKey) bool {
+		e, inRow := entries[k.OrderID]
+		return inRow && e == k
+	})
 	if len(keys) == 0 {
 		return ws
 	}
@@ -218,8 +221,8 @@ func (t *tx) inboxWrites(ws []write, now any, inRow map[string]order.EventKey) [
 // orderWrites writes the orders the transaction created or changed, with
 // their items: on PostgreSQL into order_items, on SQLite into the orders'
 // own rows (see itemsInOrders), where a created order's row takes its entry
-// of inRow too (see inboxInRows), processed at now.
-func (t *tx) orderWrites(ws []write, now any, inboxInRow map[string]order.EventKey) ([]write, error) {
+// of entries too (see inboxInRows), processed at now.
+func (t *tx) orderWrites(ws []write, now any, entries map[string]order.EventKey) ([]write, error) {
 	created := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base == nil })
 	updated := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base != nil })
 	inRow := t.s.itemsInRow()
@@ -251,7 +254,7 @@ func (t *tx) orderWrites(ws []write, now any, inboxInRow map[string]order.EventK
 				}
 			}
 			if t.s.inboxInRow() {
-				args = append(args, t.inboxArgs(inboxInRow, o.ID, now)...)
+				args = append(args, t.inboxArgs(entries, o.ID, now)...)
 			}
 		}
 		what := fmt.Sprintf("create %d orders", len(created))

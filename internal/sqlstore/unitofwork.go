@@ -274,8 +274,9 @@ func (t *tx) forUpdate() string {
 // The reads of Preload and of the rows it did not keep; each ends in the
 // column, or for the inbox the row of columns, its condition (see inChunks
 // and inboxReads) applies to. inboxQuery is SQLite's, where the inbox's
-// table is inbox (see inboxInOrders); PostgreSQL's is inboxQueryPG. (Orders are read with orderSelect; items on
-// PostgreSQL only, as on SQLite they are in the order's row.)
+// table is inbox (see inboxInOrders); PostgreSQL's is inboxQueryPG. (Orders
+// are read with orderSelect; items on PostgreSQL only, as on SQLite they are
+// in the order's row.)
 const (
 	inboxQuery = `SELECT order_id, event_id, event_name, outcome, reason, detail FROM inbox WHERE (order_id, event_id) `
 	itemsQuery = `SELECT order_id, product_id, quantity, unit_price, total_price, reserved FROM order_items WHERE order_id `
