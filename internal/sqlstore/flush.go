@@ -173,8 +173,8 @@ func (t *tx) inboxInRows() map[string]order.EventKey {
 		if !r.added || r.entry.Refused || k.OrderID == "" {
 			continue
 		}
-		if o := t.orders[k.OrderID]; !o.dirty || o.base != nil || o.cur == nil {
-			continue // not created here
+		if !t.orders[k.OrderID].created() {
+			continue // its order is not inserted by orderWrites
 		}
 		if first, ok := inRow[k.OrderID]; !ok || k.ID < first.ID {
 			inRow[k.OrderID] = k
@@ -223,8 +223,8 @@ func (t *tx) inboxWrites(ws []write, now any, entries map[string]order.EventKey)
 // own rows (see itemsInOrders), where a created order's row takes its entry
 // of entries too (see inboxInRows), processed at now.
 func (t *tx) orderWrites(ws []write, now any, entries map[string]order.EventKey) ([]write, error) {
-	created := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base == nil })
-	updated := sortedKeys(t.orders, func(r orderRow) bool { return r.dirty && r.base != nil })
+	created := sortedKeys(t.orders, orderRow.created)
+	updated := sortedKeys(t.orders, orderRow.updated)
 	inRow := t.s.itemsInRow()
 	if len(created) > 0 {
 		columns, types := orderColumns, orderTypes

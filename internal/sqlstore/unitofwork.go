@@ -57,6 +57,14 @@ type orderRow struct {
 	dirty bool         // cur is to be written
 }
 
+// created reports whether flush inserts the order: created here. An entry
+// goes into the order's row only then (see inboxInRows), so that one
+// predicate decides both.
+func (r orderRow) created() bool { return r.dirty && r.base == nil }
+
+// updated reports whether flush updates the order: read, then changed.
+func (r orderRow) updated() bool { return r.dirty && r.base != nil }
+
 // stockRow is one product's stock as the transaction knows it: st as the
 // use cases changed it, base as it was read. flush writes the difference.
 type stockRow struct {
